@@ -63,15 +63,6 @@ def dataset_argument(function):
     return click.argument("dataset", metavar="DATASET", type=click.Path(path_type=Path))(function)
 
 
-def resolve_dataset_path(path: Path) -> Path:
-    """A user-given dataset path; the name ``sample`` means the embedded sample unless such a path exists."""
-    if not path.exists() and str(path) == "sample":
-        from posebench.sample import sample_dataset_path
-
-        return sample_dataset_path()
-    return path
-
-
 @cli.command()
 @dataset_argument
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -82,7 +73,8 @@ def info(dataset: Path, as_json: bool) -> None:
     with posebench. Only metadata is read.
     """
     from posebench.dataset import load
-    from posebench.summary import summarise, format_summary
+    from posebench.sample import resolve_dataset_path
+    from posebench.summary import format_summary, summarise
 
     path = resolve_dataset_path(dataset)
     summary = summarise(load(path), path)
@@ -96,6 +88,7 @@ def validate(dataset: Path) -> None:
     from tqdm import tqdm
 
     from posebench.dataset import load
+    from posebench.sample import resolve_dataset_path
 
     path = resolve_dataset_path(dataset)
     loaded = load(path)

@@ -82,3 +82,10 @@ class InputError(PosebenchError, ValueError):
 
 class OpenPoseError(FormatError):
     """An OpenPose JSON keypoint file or folder is invalid or inconsistent."""
+
+
+class CameraSpecError(PosebenchError, ValueError):
+    """A ``--cameras`` specification of virtual cameras does not follow its grammar.
+
+    The message names the offending part and shows the grammar (docs/virtual_cameras.md).
+    """

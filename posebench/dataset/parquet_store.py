@@ -29,7 +29,7 @@ from posebench.dataset.model import POSE_DTYPE, TIME_DTYPE, Keypoints2D, Sequenc
 from posebench.dataset.validate import camera_from_fields
 from posebench.errors import SchemaError
 
-ROW_GROUP_SIZE = 65_536
+ROW_GROUP_SIZE = 16_384
 INFO_PATH = Path("meta") / "info.json"
 
 SEQUENCES_SCHEMA = pa.schema(

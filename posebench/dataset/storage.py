@@ -13,6 +13,7 @@ from posebench.dataset.info import check_info
 from posebench.dataset.parquet_store import INFO_PATH, ParquetStore, read_cameras, read_info, read_sequences, write_parquet
 from posebench.dataset.validate import validate_dataset, validate_sequence_arrays
 from posebench.errors import DatasetNotFoundError, PosebenchError, SchemaError
+from posebench.sample import resolve_dataset_path
 from posebench.skeletons import Skeleton, get_skeleton
 
 FORMATS = ("parquet", "hdf5")
@@ -57,10 +58,11 @@ def _skeleton_from_info(info: dict, where: str) -> Skeleton:
 def load(path: str | Path, validate: bool = True) -> Dataset:
     """Open a dataset in either layout (detected from the path).
 
-    Metadata is read and checked at once; the arrays of each sequence are read when first used
+    ``path`` is a Parquet dataset directory, an HDF5 file, or ``"sample"`` for the embedded
+    sample dataset. Metadata is read and checked at once; the arrays of each sequence are read when first used
     and then checked against every array rule (``validate=False`` skips the checks).
     """
-    path = Path(path)
+    path = resolve_dataset_path(path)
     fmt = detect_format(path)
     if fmt == "parquet":
         info = read_info(path)
