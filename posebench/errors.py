@@ -89,3 +89,17 @@ class CameraSpecError(PosebenchError, ValueError):
 
     The message names the offending part and shows the grammar (docs/virtual_cameras.md).
     """
+
+
+class ModelError(PosebenchError, ValueError):
+    """A model's hyper-parameters or inputs are invalid (bad filter widths, wrong input shape, ...).
+
+    The message names the model, the argument, what was expected and what was given.
+    """
+
+
+class CheckpointError(PosebenchError):
+    """A checkpoint or training-state file is missing, not safetensors, or its metadata is invalid.
+
+    The message names the file and what is wrong with it.
+    """
