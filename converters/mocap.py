@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import click
 import numpy as np
@@ -170,12 +170,33 @@ def align_take(tracks: list[PersonTrack], report: TakeReport) -> tuple[np.ndarra
     return np.stack(stacked), times - times[0]
 
 
+def group_inputs(inputs: list[str], take: str | None) -> dict[str, list[Path]]:
+    """Inputs grouped into takes.
+
+    With ``take`` every input belongs to that take. Otherwise each input is a take named after
+    its file stem, except that ``a.bvh+b.bvh`` (files joined by ``+``, when no file has that
+    literal name) is one take named after its first file: several subjects in one world frame.
+    """
+    if not inputs:
+        raise PosebenchError("no input files given")
+    if take is not None:
+        return {take: [Path(p) for p in inputs]}
+    groups: dict[str, list[Path]] = {}
+    for item in inputs:
+        members = [Path(item)] if Path(item).exists() or "+" not in item else [Path(p) for p in item.split("+")]
+        name = members[0].stem
+        if name in groups:
+            raise PosebenchError(f"two takes would both be named {name!r}; pass --take, join files with '+', or rename them")
+        groups[name] = members
+    return groups
+
+
 def convert_mocap(
     inputs: Iterable[str | Path],
     *,
     take: str | None = None,
-    action: str | None = None,
-    subjects: list[str] | None = None,
+    action: str | Mapping[str, str] | None = None,
+    subjects: list[str] | Mapping[str, list[str]] | None = None,
     markerset: str | None = None,
     fps: float | None = None,
     max_gap: int = 10,
@@ -187,16 +208,16 @@ def convert_mocap(
     progress: bool = False,
 ) -> Dataset:
     """Convert mocap files into a :class:`Dataset` (see the module docstring)."""
-    paths = [Path(p) for p in inputs]
-    if not paths:
-        raise PosebenchError("no input files given")
-    groups = {take: paths} if take is not None else {p.stem: [p] for p in paths}
-    if take is None and len(groups) != len(paths):
-        raise PosebenchError("two inputs share a file stem; pass --take to merge them into one take or rename them")
+    groups = group_inputs([str(p) for p in inputs], take)
+    paths = [p for members in groups.values() for p in members]
+    for option, value in (("--action", action), ("--subjects", subjects)):
+        unknown = sorted(set(value) - set(groups)) if isinstance(value, Mapping) else []
+        if unknown:
+            raise PosebenchError(f"{option} names takes {unknown} that are not among the takes {sorted(groups)}")
     notes: list[str] = []
     sequences: list[Sequence] = []
     bar = tqdm(total=len(paths), desc="converting", unit="file", disable=not progress)
-    for take_name, take_paths in groups.items():
+    for take_index, (take_name, take_paths) in enumerate(groups.items()):
         report = TakeReport()
         tracks = []
         for path in take_paths:
@@ -219,11 +240,13 @@ def convert_mocap(
             report.notes.append(f"take {take_name!r}: resampled from {rate:.6g} Hz to {fps:g} Hz")
             rate = fps
         names = [t.subject for t in tracks]
-        if subjects is not None:
-            if len(subjects) != len(names):
-                raise PosebenchError(f"--subjects names {len(subjects)} persons but take {take_name!r} has {len(names)}: {names}")
-            names = list(subjects)
-        sequences.extend(_take_sequences(take_name, action or take_name, names, joints, times, rate, cameras, seed))
+        chosen = subjects.get(take_name) if isinstance(subjects, Mapping) else subjects
+        if chosen is not None:
+            if len(chosen) != len(names):
+                raise PosebenchError(f"--subjects names {len(chosen)} persons but take {take_name!r} has {len(names)}: {names}")
+            names = list(chosen)
+        label = action.get(take_name) if isinstance(action, Mapping) else action
+        sequences.extend(_take_sequences(take_name, label or take_name, names, joints, times, rate, cameras, seed + take_index))
         notes.extend(report.notes)
     bar.close()
     return Dataset(
@@ -281,41 +304,60 @@ def _parse_split(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 
 
 @click.command("mocap")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output dataset path.")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "hdf5"]), default="parquet", show_default=True, help="Output layout.")
 @click.option("--take", help="Merge all inputs into one take of this name (persons share one world frame).")
-@click.option("--action", help="Action label (default: the take name).")
-@click.option("--subjects", help="Comma-separated subject names, one per person of the take, in input order.")
+@click.option("--action", "actions", multiple=True, help="Action label of every take, or TAKE=LABEL for one take (repeatable; default: the take name).")
+@click.option("--subjects", "subjects", multiple=True, help="Subject names A,B (one per person, input order) for every take, or TAKE=A,B for one take (repeatable).")
 @click.option("--markerset", help="Built-in marker set name or a TOML/YAML mapping file (default: detected).")
 @click.option("--fps", type=float, help="Resample to this frame rate (Hz).")
 @click.option("--max-gap", type=click.IntRange(min=0), default=10, show_default=True, help="Fill gaps up to this many frames by cubic interpolation.")
 @click.option("--cameras", help="Virtual cameras, e.g. ring4, handheld, ring4+handheld:seed=3 (see docs/virtual_cameras.md).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the hand-held camera paths.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the hand-held camera paths (take i uses seed + i).")
 @click.option("--split", "splits", multiple=True, callback=_parse_split, help="SPLIT=TAKE[,TAKE...]; repeatable.")
 @click.option("--name", help="Dataset name (default: the output file stem).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-def command(inputs, output, fmt, take, action, subjects, markerset, fps, max_gap, cameras, seed, splits, name, overwrite):
+def command(inputs, output, fmt, take, actions, subjects, markerset, fps, max_gap, cameras, seed, splits, name, overwrite):
     """Convert C3D, BVH or TRC motion capture (INPUT...) into a dataset.
+
+    Each INPUT is a take; join files with '+' (a.bvh+b.bvh) to make the subjects of several files
+    one take, or pass --take to make all inputs one take.
 
     \b
     Examples:
       posebench convert mocap walk.c3d -o walk.parquet
       posebench convert mocap 18_01.bvh 19_01.bvh --take 18_01 -o shake.parquet --cameras ring4
+      posebench convert mocap 09_03.bvh 18_01.bvh+19_01.bvh -o two_takes.parquet
     """
     import shlex
     import sys
 
-    for path in inputs:
+    for path in (p for members in group_inputs([str(i) for i in inputs], take).values() for p in members):
         if not path.is_file():
             raise PosebenchError(f"{path}: no such file")
     dataset = convert_mocap(
-        inputs, take=take, action=action, subjects=subjects.split(",") if subjects else None,
+        inputs, take=take, action=_per_take(actions, lambda v: v, "--action"),
+        subjects=_per_take(subjects, lambda v: v.split(","), "--subjects"),
         markerset=markerset, fps=fps, max_gap=max_gap, cameras=cameras, seed=seed, splits=splits,
         name=name or output.stem, command=shlex.join(["posebench", *sys.argv[1:]]), progress=len(inputs) > 1,
     )
     dataset.save(output, format=fmt, overwrite=overwrite)
     click.echo(_summary(dataset, output))
+
+
+def _per_take(values: tuple[str, ...], convert, option: str):
+    """One value for every take (``V``), or a mapping from ``TAKE=V`` values; not both."""
+    if not values:
+        return None
+    keyed = [v for v in values if "=" in v]
+    if not keyed:
+        if len(values) > 1:
+            raise PosebenchError(f"{option} was given {len(values)} times without TAKE=; give it once, or as TAKE=VALUE per take")
+        return convert(values[0])
+    if len(keyed) != len(values):
+        raise PosebenchError(f"{option}: mix of TAKE=VALUE and plain values; use one form")
+    return {take: convert(value) for take, _, value in (v.partition("=") for v in values)}
 
 
 def _summary(dataset: Dataset, output: Path) -> str:

@@ -129,6 +129,16 @@ def test_splits_by_take():
         convert_mocap([TRC], splits={"test": ["nope"]})
 
 
+def test_takes_joined_with_plus_and_per_take_labels():
+    joined = "+".join(str(p) for p in CMU_TAKE)
+    dataset = convert_mocap([joined, TRC], action={"18_01": "shake hands"}, subjects={"18_01": ["cmu18", "cmu19"]})
+    assert dataset.sequence_ids == ["18_01", TRC.stem]
+    assert dataset["18_01"].subjects == ["cmu18", "cmu19"] and dataset["18_01"].action == "shake hands"
+    assert dataset[TRC.stem].action == TRC.stem
+    with pytest.raises(PosebenchError, match="--action names takes \\['19_01'\\]"):
+        convert_mocap([joined], action={"19_01": "x"})
+
+
 def test_helpers():
     assert split_persons(["A:X", "A:Y", "B:X", "Z"]) == {"A": [0, 1], "B": [2], "": [3]}
     assert nominal_rate(np.arange(10) * 0.0083333) == 120.0
@@ -172,6 +182,8 @@ def test_cli_c3d_alias_and_user_errors(tmp_path):
     bad_split = CliRunner().invoke(cli, ["convert", "mocap", str(CMU_C3D), "--split", "train", "-o", str(tmp_path / "c.parquet")])
     assert bad_split.exit_code == 2
     assert "expected SPLIT=TAKE" in bad_split.output
+    twice = CliRunner().invoke(cli, ["convert", "mocap", str(CMU_C3D), "--action", "a", "--action", "b", "-o", str(tmp_path / "e.parquet")])
+    assert twice.exit_code == 1 and "--action was given 2 times without TAKE=" in twice.output
     bad_cameras = CliRunner().invoke(cli, ["convert", "mocap", str(CMU_C3D), "--cameras", "ring0", "-o", str(tmp_path / "d.parquet")])
     assert bad_cameras.exit_code == 1
     assert not (tmp_path / "d.parquet").exists()
