@@ -123,3 +123,62 @@ def convert() -> None:
 def main() -> None:
     """Entry point of the ``posebench`` console script."""
     cli.main(prog_name="posebench")
+
+
+@cli.command()
+@click.option("--model", "model_name", required=True, metavar="NAME", help="Registered model (see `posebench models`).")
+@click.option("--dataset", "dataset", required=True, type=click.Path(path_type=Path), help="Dataset path (Parquet directory or HDF5 file) or 'sample'.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output directory for checkpoints and history.")
+@click.option("--epochs", type=int, default=60, show_default=True)
+@click.option("--batch-size", type=int, default=1024, show_default=True, help="Training windows per batch.")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Initial learning rate (Amsgrad).")
+@click.option("--lr-decay", type=float, default=0.95, show_default=True, help="Learning-rate factor per epoch.")
+@click.option("--source", default="gt", show_default=True, help="2D keypoint source.")
+@click.option("--train-split", default="train", show_default=True)
+@click.option("--val-split", default="test", show_default=True, help="Split for the per-epoch validation MPJPE.")
+@click.option("--no-val", is_flag=True, help="Skip validation.")
+@click.option("--occlusion-train", type=float, default=0.0, show_default=True, help="Synthetic occlusion ratio R for training and validation.")
+@click.option("--occlusion-kernel", type=int, default=1, show_default=True, help="Occlusion kernel length K (frames).")
+@click.option("--natural-occlusion", is_flag=True, help="Also mask keypoints the dataset flags as occluded.")
+@click.option("--fill", type=click.Choice(["interpolate", "zero"]), default="interpolate", show_default=True,
+              help="How masked joints reach models that take no mask.")
+@click.option("--no-flip", is_flag=True, help="Disable horizontal-flip augmentation.")
+@click.option("--chunk", type=int, default=1, show_default=True, help="Output frames per training window.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Model hyper-parameter, repeatable (e.g. channels=256, filter_widths=3,3,3).")
+def train(model_name, dataset, out_dir, epochs, batch_size, lr, lr_decay, source, train_split, val_split, no_val,
+          occlusion_train, occlusion_kernel, natural_occlusion, fill, no_flip, chunk, device, seed, resume, params) -> None:
+    """Train a registered model on a dataset's train split; writes OUT/checkpoint.safetensors.
+
+    Amsgrad with exponential learning-rate decay, VideoPose3D's batch-norm momentum schedule,
+    flip augmentation, optional synthetic occlusion; validation MPJPE each epoch; resumable.
+    """
+    from posebench.dataset import load
+    from posebench.sample import resolve_dataset_path
+    from posebench.train import parse_model_params, train_model
+
+    hyperparameters = parse_model_params(model_name, params)
+    result = train_model(
+        model_name, load(resolve_dataset_path(dataset)), out_dir=out_dir, epochs=epochs, batch_size=batch_size, lr=lr,
+        lr_decay=lr_decay, params=hyperparameters, source=source, train_split=train_split, val_split=None if no_val else val_split,
+        occlusion_train=occlusion_train, occlusion_kernel=occlusion_kernel, natural_occlusion=natural_occlusion, fill=fill,
+        flip=not no_flip, chunk=chunk, device=device, seed=seed, resume=resume, progress=True,
+    )
+    score = "no validation" if result.val_mpjpe is None else f"validation MPJPE {result.val_mpjpe:.1f} mm"
+    click.echo(f"{model_name}: {score} after {len(result.history)} epochs; checkpoint {result.checkpoint}")
+
+
+@cli.command("models")
+def models_command() -> None:
+    """List the registered models: paper, receptive field, mask input, parameters (default hyper-parameters)."""
+    from posebench.models import create_model, model_names
+
+    rows = [("name", "receptive field", "mask", "parameters", "paper")]
+    for name in model_names():
+        model = create_model(name)
+        rows.append((name, str(model.receptive_field), "yes" if model.uses_mask else "no", f"{model.parameter_count():,}", model.paper))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4])

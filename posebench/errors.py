@@ -103,3 +103,24 @@ class CheckpointError(PosebenchError):
 
     The message names the file and what is wrong with it.
     """
+
+
+class LayoutError(FormatError):
+    """A raw recording folder does not follow its documented layout.
+
+    Raised for the multi-person moving-camera layout (docs/converters/mmhuman.md): a missing
+    file, a field missing from ``camera.json``, a trajectory whose frame count differs from the
+    keypoint files. The message names the file, the field and the fix.
+    """
+
+
+class NPZError(FormatError):
+    """A NumPy ``.npz`` file is corrupt, or its pickled objects reference anything besides plain data.
+
+    Raised by :func:`posebench.io.npz.load_npz`; the message names the file, the array member and,
+    for a refused pickle, the forbidden global (``module.name``).
+    """
+
+
+class CDFError(FormatError):
+    """A NASA CDF file cannot be read, or lacks the variable asked for."""

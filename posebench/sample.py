@@ -7,7 +7,7 @@ from pathlib import Path
 from posebench.errors import PosebenchError
 
 SAMPLE_NAME = "sample"
-SAMPLE_DIRECTORY = Path(__file__).parent / "data" / "sample.parquet"
+SAMPLE_DIRECTORY = Path(__file__).parent / "assets" / "sample.parquet"
 
 
 def sample_dataset_path() -> Path:

@@ -14,7 +14,7 @@ from posebench.errors import PosebenchError
 from posebench.models.base import LiftingModel, TrainingStage, mpjpe_loss
 
 ENTRY_POINT_GROUP = "posebench.models"
-BUILTIN_MODULES: tuple[str, ...] = ()
+BUILTIN_MODULES: tuple[str, ...] = ("tcn", "gated_tcn", "seq2seq", "rie", "anatomy")
 
 _REGISTRY: dict[str, type[LiftingModel]] = {}
 _loaded = False

@@ -20,6 +20,8 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
+from posebench.errors import ModelError
+
 
 @dataclass(frozen=True)
 class TrainingStage:
@@ -84,6 +86,35 @@ class LiftingModel(nn.Module, metaclass=ABCMeta):
     def forward(self, keypoints: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, J, 2) [+ (B, T, J) mask] -> (B, T - receptive_field + 1, J, 3) root-relative mm."""
 
+    def check_inputs(self, keypoints: torch.Tensor, mask: torch.Tensor | None = None, min_frames: int | None = None) -> None:
+        """Raise :class:`ModelError` unless keypoints are (B, T, n_joints, 2) with T >= ``min_frames``
+        (default: the receptive field) and the mask, if given, is (B, T, n_joints)."""
+        name = self.registry_name or type(self).__name__
+        needed = self.receptive_field if min_frames is None else min_frames
+        if keypoints.ndim != 4 or keypoints.shape[2] != self.n_joints or keypoints.shape[3] != 2:
+            raise ModelError(f"model {name!r}: keypoints must have shape (B, T, {self.n_joints}, 2), got {tuple(keypoints.shape)}")
+        if keypoints.shape[1] < needed:
+            raise ModelError(
+                f"model {name!r}: needs at least {needed} input frames (its receptive field), got {keypoints.shape[1]}; "
+                "use predict() to pad a short sequence"
+            )
+        if mask is not None and tuple(mask.shape) != tuple(keypoints.shape[:3]):
+            raise ModelError(f"model {name!r}: mask must have shape {tuple(keypoints.shape[:3])} (B, T, J), got {tuple(mask.shape)}")
+
+    def training_forward(
+        self, keypoints: torch.Tensor, mask: torch.Tensor | None, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predictions for a batch of training windows and the targets they are compared with.
+
+        ``keypoints`` (B, T, J, 2) and ``targets`` (B, T, J, 3) cover the same frames. The default
+        runs :meth:`forward` and keeps the target frames its outputs belong to (the centre frame
+        of each receptive field, or the last one for a causal model). Models whose training
+        differs from inference (a faster equivalent network, a loss over a whole decoded
+        sequence) override this.
+        """
+        before, after = self.padding
+        return self(keypoints, mask), targets[:, before : targets.shape[1] - after]
+
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Training loss on (B, T', J, 3) predictions and targets; MPJPE unless the paper adds terms."""
         return mpjpe_loss(pred, target)
@@ -91,6 +122,13 @@ class LiftingModel(nn.Module, metaclass=ABCMeta):
     def training_stages(self) -> list[TrainingStage]:
         """The training schedule; one stage training everything unless the paper says otherwise."""
         return [TrainingStage("all")]
+
+    def begin_stage(self, name: str) -> None:
+        """Called by the trainer when a training stage starts (and again on resume); no-op by default.
+
+        Models whose architecture changes between stages (RIE switches its fusion module on)
+        override it; calling it again for the current stage must change nothing.
+        """
 
     def parameter_count(self) -> int:
         """Number of trainable parameters."""
