@@ -23,6 +23,14 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _default_permissions(path: Path) -> None:
+    """Give a written file the permissions a plain ``open`` would (some writers create 0600 files)."""
+    if path.is_file():
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(path, 0o666 & ~umask)
+
+
 @contextmanager
 def atomic_output(path: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path to write ``path`` to; rename it into place when the block succeeds.
@@ -38,6 +46,7 @@ def atomic_output(path: Path, overwrite: bool = False) -> Iterator[Path]:
     temporary = path.parent / f".{path.name}.tmp-{token}"
     try:
         yield temporary
+        _default_permissions(temporary)
         if path.exists():
             if not overwrite:
                 raise PosebenchError(f"{path} appeared while it was being written; nothing was replaced")

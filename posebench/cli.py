@@ -120,11 +120,6 @@ def convert() -> None:
     """
 
 
-def main() -> None:
-    """Entry point of the ``posebench`` console script."""
-    cli.main(prog_name="posebench")
-
-
 @cli.command()
 @click.option("--model", "model_name", required=True, metavar="NAME", help="Registered model (see `posebench models`).")
 @click.option("--dataset", "dataset", required=True, type=click.Path(path_type=Path), help="Dataset path (Parquet directory or HDF5 file) or 'sample'.")
@@ -182,3 +177,110 @@ def models_command() -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4])
+
+
+def _comma_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise click.BadParameter("expected a comma-separated list")
+    return items
+
+
+def _float_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[float] | None:
+    items = _comma_list(ctx, param, value)
+    if items is None:
+        return None
+    try:
+        ratios = [float(item) for item in items]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected numbers such as 0,0.25,0.5") from None
+    if not all(0.0 <= r <= 1.0 for r in ratios):
+        raise click.BadParameter(f"{value!r}: occlusion ratios lie in [0, 1]")
+    return ratios
+
+
+@cli.command()
+@click.option("--model", "models", required=True, callback=_comma_list, metavar="NAME[,NAME...]", help="Registered models (see `posebench models`).")
+@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(path_type=Path), help="Checkpoint per model, in order (default: the embedded checkpoints).")
+@click.option("--dataset", type=click.Path(path_type=Path), help="Dataset path (default: the embedded sample).")
+@click.option("--protocol", help="Preset name or protocol TOML file (default: the preset named like the dataset).")
+@click.option("--occlusion", callback=_float_list, metavar="R[,R...]", help="Synthetic occlusion ratios (overrides the protocol).")
+@click.option("--occlusion-kernel", type=click.IntRange(min=1), help="Occlusion kernel length K in frames (overrides the protocol).")
+@click.option("--mr-buckets", type=click.IntRange(min=1), help="Number of movement-range buckets (overrides the protocol).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic occlusion masks.")
+@click.option("--save-predictions", is_flag=True, help="Also write the predictions in the dataset schema.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/latest"), show_default=True, help="Run directory to write.")
+def run(models, checkpoints, dataset, protocol, occlusion, occlusion_kernel, mr_buckets, device, seed, save_predictions, out) -> None:
+    """Evaluate models under a protocol; write results, summary, plots and manifest to OUT.
+
+    \b
+    With no --dataset and no --checkpoint it evaluates the embedded checkpoints on the embedded
+    sample, e.g.:
+      posebench run --model tcn --occlusion 0.5
+      posebench run --model tcn,gated-tcn --occlusion 0,0.25,0.5 --out runs/occlusion
+    """
+    import shlex
+
+    from posebench.runner import run_benchmark
+
+    output = run_benchmark(
+        models, checkpoints=list(checkpoints) or None, dataset=dataset, protocol=protocol, occlusion=occlusion,
+        occlusion_kernel=occlusion_kernel, mr_buckets=mr_buckets, device=device, seed=seed,
+        save_predictions=save_predictions, out=out, command=shlex.join(["posebench", *sys.argv[1:]]),
+    )
+    manifest = output.manifest
+    click.echo(
+        f"{manifest['dataset']['name']} / protocol {manifest['protocol']['name']} ({manifest['protocol']['hash']}), "
+        f"{manifest['dataset']['scored_frames']} scored frames, action-wise averages:"
+    )
+    click.echo(output.console)
+    click.echo(f"wrote {output.directory}/ (results.csv, summary.md, plots/, manifest.json)")
+
+
+@cli.group(cls=PosebenchGroup)
+def leaderboard() -> None:
+    """Publish run results as leaderboard CSVs and a static HTML page."""
+
+
+@leaderboard.command("publish")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--to", "target", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True, help="Leaderboard directory.")
+def leaderboard_publish(runs, target) -> None:
+    """Merge RUN_DIR... into one CSV per (dataset, protocol) and rewrite index.html.
+
+    Rows whose dataset or protocol hashes differ are never merged.
+    """
+    from posebench.leaderboard import publish
+
+    for path in publish(list(runs), target):
+        click.echo(f"wrote {path}")
+    click.echo(f"wrote {target / 'index.html'}")
+
+
+class SimulateGroup(PosebenchGroup):
+    """The ``simulate`` group: simulators of raw capture layouts, loaded on demand."""
+
+    SIMULATORS = {"mmhuman": "posebench.simulate.mmhuman"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.SIMULATORS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        import importlib
+
+        if name not in self.SIMULATORS:
+            return None
+        return importlib.import_module(self.SIMULATORS[name]).command
+
+
+@cli.group(cls=SimulateGroup)
+def simulate() -> None:
+    """Write raw capture layouts from mocap (test beds for the converters)."""
+
+
+def main() -> None:
+    """Entry point of the ``posebench`` console script."""
+    cli.main(prog_name="posebench")

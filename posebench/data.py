@@ -150,6 +150,7 @@ def model_inputs(
     seed: int = 0,
     fill: FillMode = "interpolate",
     natural_occlusion: bool = False,
+    boundary: str = "valid",
 ) -> ModelInputs:
     """Inputs as a model of either kind receives them, with synthetic occlusion if ``occlusion_ratio > 0``.
 
@@ -163,7 +164,8 @@ def model_inputs(
         mask |= split.occluded
     if occlusion_ratio > 0:
         synthetic = masks_for_sequences(
-            split.track_lengths.tolist(), split.n_joints, occlusion_ratio, occlusion_kernel, seed, keys=split.track_keys
+            split.track_lengths.tolist(), split.n_joints, occlusion_ratio, occlusion_kernel, seed, keys=split.track_keys,
+            boundary=boundary,
         )
         mask |= np.concatenate(synthetic)
     if uses_mask:

@@ -35,6 +35,16 @@ def test_hash_depends_on_content_not_on_formatting(tmp_path):
     assert len({get_protocol(n).hash for n in preset_names()}) == len(preset_names())
 
 
+def test_occlusion_ratios_are_not_part_of_the_identity():
+    from dataclasses import replace
+
+    protocol = get_protocol("sample")
+    fewer = replace(protocol, occlusion=replace(protocol.occlusion, ratios=(0.5,)))
+    other_kernel = replace(protocol, occlusion=replace(protocol.occlusion, kernel=27))
+    assert fewer.hash == protocol.hash
+    assert other_kernel.hash != protocol.hash
+
+
 def test_exclusions_and_action_grouping():
     protocol = get_protocol("h36m")
     assert protocol.excludes("S11/Directions/54138969")

@@ -29,7 +29,7 @@ PRESET_DIRECTORY = Path(__file__).parent / "presets"
 
 METRICS = ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "pck", "auc", "accel_error", "mpjpe_abs", "n_mpjpe_abs")
 AVERAGING = ("action_mean", "frame_mean")
-OCCLUSION_MODES = ("none", "synthetic", "natural")
+OCCLUSION_MODES = ("synthetic", "natural")
 ACTION_GROUPING = ("first_word", "exact")
 
 
@@ -39,15 +39,14 @@ class ProtocolError(PosebenchError):
 
 @dataclass(frozen=True)
 class OcclusionSettings:
-    """Which occlusion the inputs get: synthetic masks (MMHuman eqs. 10-11) or natural (confidence)."""
+    """Which occlusion the inputs get: synthetic masks (MMHuman eqs. 10-11) at each of ``ratios``
+    (ratio 0 = clean inputs), or natural occlusion from the 2D source's confidence."""
 
-    mode: str = "none"
+    mode: str = "synthetic"
     ratios: tuple[float, ...] = (0.0,)
     kernel: int = 1
     boundary: str = "valid"
-    per_coordinate: bool = False
     confidence_threshold: float = 0.3
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,8 +97,14 @@ class Protocol:
 
     @property
     def hash(self) -> str:
-        """SHA-256 (first 16 hex digits) of the canonical JSON of every field."""
-        canonical = json.dumps({"format": PROTOCOL_FORMAT_VERSION, **self.to_dict()}, sort_keys=True, separators=(",", ":"))
+        """SHA-256 (first 16 hex digits) of the canonical JSON of every field but ``occlusion.ratios``.
+
+        The ratios only choose which rows a run produces; every result row records its own ratio,
+        and a number at a given ratio does not depend on which other ratios were run.
+        """
+        content = self.to_dict()
+        del content["occlusion"]["ratios"]
+        canonical = json.dumps({"format": PROTOCOL_FORMAT_VERSION, **content}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
     def metric_name(self, alias_or_name: str) -> str:
