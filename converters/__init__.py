@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 
 import click
 
-CONVERTER_MODULES: tuple[str, ...] = ("mocap",)
+CONVERTER_MODULES: tuple[str, ...] = ("mocap", "h36m", "humaneva")
 ENTRY_POINT_GROUP = "posebench.converters"
 
 
