@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 
 import click
 
-CONVERTER_MODULES: tuple[str, ...] = ("mocap", "h36m", "humaneva")
+CONVERTER_MODULES: tuple[str, ...] = ("mocap", "h36m", "humaneva", "mmhuman")
 ENTRY_POINT_GROUP = "posebench.converters"
 
 

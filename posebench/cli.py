@@ -263,7 +263,7 @@ def leaderboard_publish(runs, target) -> None:
 class SimulateGroup(PosebenchGroup):
     """The ``simulate`` group: simulators of raw capture layouts, loaded on demand."""
 
-    SIMULATORS = {"mmhuman": "posebench.simulate.mmhuman"}
+    SIMULATORS = {"mmhuman": "converters.mmhuman_simulator"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(self.SIMULATORS)

@@ -20,6 +20,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from posebench.io.text import read_text
 from posebench.errors import BVHError
 from posebench.skeletons import get_skeleton
 
@@ -51,6 +52,10 @@ _CHANNEL_BY_LOWER = {name.lower(): name for name in CHANNEL_AXES}
 
 #: Suffix appended to a joint's name to name the End Site that closes its chain.
 END_SITE_SUFFIX = "_end"
+
+#: Deepest chain of nested JOINTs accepted (human rigs nest about 10 to 30 deep); deeper files
+#: are refused before the recursive parser could exhaust Python's stack.
+MAX_HIERARCHY_DEPTH = 256
 
 #: Each h36m17 joint as the mean of these points of the CMU 31-joint BVH skeleton (joint names,
 #: End Sites named ``<parent>_end``). The reasons are given in docs/formats/bvh.md.
@@ -162,16 +167,8 @@ def read_bvh(path: str | Path, unit: str = "auto") -> BVHMotion:
     ``"cmu"`` (1/0.45 inch, the CMU database) or ``"auto"`` (guessed from the skeleton's size,
     see :func:`infer_unit`). The choice is recorded in ``units_assumed`` and ``mm_per_unit``.
     """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise BVHError(f"{path}: cannot read the file: {exc.strerror}") from exc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    return parse_bvh(text, source=str(path), unit=unit)
+    text = read_text(path, BVHError)
+    return parse_bvh(text, source=str(Path(path)), unit=unit)
 
 
 def parse_bvh(text: str, *, source: str = "<string>", unit: str = "auto") -> BVHMotion:
@@ -405,7 +402,7 @@ class _HierarchyParser:
             raise _error(self.source, line, f"expected 'ROOT', got '{token}'")
         while self._peek() == "ROOT":
             self._next("'ROOT'")
-            self._parse_joint(parent=-1)
+            self._parse_joint(parent=-1, depth=1)
         if self.position < len(self.tokens):
             token, line = self.tokens[self.position]
             what = "unbalanced braces: '}' closes nothing" if token == "}" else f"got '{token}'"
@@ -430,8 +427,15 @@ class _HierarchyParser:
         self.position += 1
         return token
 
-    def _parse_joint(self, parent: int) -> None:
+    def _parse_joint(self, parent: int, depth: int) -> None:
         keyword_line = self.tokens[self.position - 1][1]
+        if depth > MAX_HIERARCHY_DEPTH:
+            raise _error(
+                self.source,
+                keyword_line,
+                f"joints are nested more than {MAX_HIERARCHY_DEPTH} deep; a body skeleton nests "
+                "far less, so the hierarchy is corrupt (check its braces)",
+            )
         name_parts = []
         while self.position < len(self.tokens) and self.tokens[self.position][1] == keyword_line:
             if self._peek() in ("{", "}"):
@@ -462,7 +466,7 @@ class _HierarchyParser:
                 skeleton.channels[index] = self._read_channels(name)
                 has_channels = True
             elif token == "JOINT":
-                self._parse_joint(parent=index)
+                self._parse_joint(parent=index, depth=depth + 1)
             elif token == "End":
                 self._parse_end_site(index, line)
             else:

@@ -19,6 +19,7 @@ from typing import Mapping
 
 import numpy as np
 
+from posebench.io.text import read_text
 from posebench.errors import TRCError
 
 #: Millimetres per unit for the values of the ``Units`` header field (compared in lower case).
@@ -53,16 +54,8 @@ class TRCFile:
 
 def read_trc(path: str | Path) -> TRCFile:
     """Read a TRC file; points come back as ``(F, M, 3)`` float64 millimetres, NaN where missing."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise TRCError(f"{path}: cannot read the file: {exc.strerror}") from exc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    return parse_trc(text, source=str(path))
+    text = read_text(path, TRCError)
+    return parse_trc(text, source=str(Path(path)))
 
 
 def parse_trc(text: str, *, source: str = "<string>") -> TRCFile:

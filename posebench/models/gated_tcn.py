@@ -22,15 +22,7 @@ from torch.nn import functional as F
 from posebench.errors import ModelError
 from posebench.models import register_model
 from posebench.models.base import LiftingModel
-from posebench.models.tcn import (
-    ConvLayerGeometry,
-    check_dropout,
-    check_filter_widths,
-    check_positive,
-    layer_geometry,
-    residual_crop,
-    temporal_conv,
-)
+from posebench.models.tcn import ConvLayerGeometry, residual_crop, temporal_conv, temporal_hyperparameters
 
 MMHUMAN_PAPER = "Gu, Wang, Hwang, Exploring severe occlusion: multi-person 3D pose estimation with gated convolution (ICPR 2020)"
 
@@ -74,18 +66,7 @@ class GatedTemporalConvNet(LiftingModel):
         output_scale: float = 1000.0,
     ) -> None:
         super().__init__(n_joints=n_joints, causal=bool(causal))
-        name = "gated-tcn"
-        check_positive(name, "n_joints", n_joints, integer=True)
-        check_positive(name, "channels", channels, integer=True)
-        check_positive(name, "output_scale", output_scale)
-        check_dropout(name, dropout)
-        widths = check_filter_widths(name, filter_widths)
-        self._remember_config(
-            n_joints=int(n_joints), filter_widths=list(widths), channels=int(channels), dropout=float(dropout),
-            causal=bool(causal), output_scale=float(output_scale),
-        )
-        self.layers = layer_geometry(widths, self.causal)
-        self.output_scale = float(output_scale)
+        temporal_hyperparameters(self, n_joints, filter_widths, channels, dropout, output_scale)
         self.expand = GatedTemporalConv(2 * n_joints, 2 * n_joints, channels, self.layers[0])
         blocks = []
         for layer in self.layers[1:]:

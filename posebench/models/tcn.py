@@ -71,6 +71,28 @@ def check_dropout(model: str, dropout: float) -> None:
         raise ModelError(f"model {model!r}: dropout must be a probability in [0, 1), got {dropout!r}")
 
 
+def temporal_hyperparameters(
+    model: LiftingModel, n_joints: int, filter_widths: Sequence[int], channels: int, dropout: float, output_scale: float
+) -> tuple[int, ...]:
+    """Check and record the hyper-parameters shared by the temporal convolutional models.
+
+    Sets ``model.layers`` (the layer geometry) and ``model.output_scale``; returns the widths.
+    """
+    name = model.registry_name
+    check_positive(name, "n_joints", n_joints, integer=True)
+    check_positive(name, "channels", channels, integer=True)
+    check_positive(name, "output_scale", output_scale)
+    check_dropout(name, dropout)
+    widths = check_filter_widths(name, filter_widths)
+    model._remember_config(
+        n_joints=int(n_joints), filter_widths=list(widths), channels=int(channels), dropout=float(dropout),
+        causal=bool(model.causal), output_scale=float(output_scale),
+    )
+    model.layers = layer_geometry(widths, model.causal)
+    model.output_scale = float(output_scale)
+    return widths
+
+
 def temporal_conv(conv: nn.Conv1d, x: torch.Tensor, layer: ConvLayerGeometry, strided: bool) -> torch.Tensor:
     """Apply ``conv`` dilated (its own configuration) or as its strided twin (stride = width, no dilation)."""
     if strided:
@@ -112,18 +134,7 @@ class TemporalConvNet(LiftingModel):
         output_scale: float = 1000.0,
     ) -> None:
         super().__init__(n_joints=n_joints, causal=bool(causal))
-        name = self.registry_name or "tcn"
-        check_positive(name, "n_joints", n_joints, integer=True)
-        check_positive(name, "channels", channels, integer=True)
-        check_positive(name, "output_scale", output_scale)
-        check_dropout(name, dropout)
-        widths = check_filter_widths(name, filter_widths)
-        self._remember_config(
-            n_joints=int(n_joints), filter_widths=list(widths), channels=int(channels), dropout=float(dropout),
-            causal=bool(causal), output_scale=float(output_scale),
-        )
-        self.layers = layer_geometry(widths, self.causal)
-        self.output_scale = float(output_scale)
+        widths = temporal_hyperparameters(self, n_joints, filter_widths, channels, dropout, output_scale)
         self.expand_conv = nn.Conv1d(2 * n_joints, channels, widths[0], bias=False)
         self.expand_bn = nn.BatchNorm1d(channels, momentum=0.1)
         convs, norms = [], []
