@@ -1,4 +1,9 @@
-"""The embedded sample dataset that ships inside the package (see docs/sample.md)."""
+"""The embedded sample datasets that ship inside the package (see docs/sample.md).
+
+``sample`` is the CMU mocap sample seen by virtual cameras (train and test splits);
+``sample-mmhuman`` is the CMU two-person take filmed by two simulated hand-held phones with
+OpenPose-style detections, converted by ``posebench convert mmhuman`` (test split only).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +11,22 @@ from pathlib import Path
 
 from posebench.errors import PosebenchError
 
+ASSETS = Path(__file__).parent / "assets"
+EMBEDDED = {"sample": ASSETS / "sample.parquet", "sample-mmhuman": ASSETS / "sample-mmhuman.parquet"}
 SAMPLE_NAME = "sample"
-SAMPLE_DIRECTORY = Path(__file__).parent / "assets" / "sample.parquet"
 
 
-def sample_dataset_path() -> Path:
-    """Path of the embedded sample dataset (a Parquet directory)."""
-    if not (SAMPLE_DIRECTORY / "meta" / "info.json").is_file():
-        raise PosebenchError(
-            f"the embedded sample is missing from this installation ({SAMPLE_DIRECTORY}); reinstall posebench"
-        )
-    return SAMPLE_DIRECTORY
+def sample_dataset_path(name: str = SAMPLE_NAME) -> Path:
+    """Path of an embedded dataset (a Parquet directory)."""
+    path = EMBEDDED[name]
+    if not (path / "meta" / "info.json").is_file():
+        raise PosebenchError(f"the embedded dataset {name!r} is missing from this installation ({path}); reinstall posebench")
+    return path
 
 
 def resolve_dataset_path(path: str | Path) -> Path:
-    """A user-given dataset path; the name ``sample`` means the embedded sample unless such a path exists."""
+    """A user-given dataset path; an embedded dataset's name means that dataset unless such a path exists."""
     path = Path(path)
-    if str(path) == SAMPLE_NAME and not path.exists():
-        return sample_dataset_path()
+    if str(path) in EMBEDDED and not path.exists():
+        return sample_dataset_path(str(path))
     return path

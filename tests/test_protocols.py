@@ -8,7 +8,7 @@ from posebench.protocols import Protocol, ProtocolError, get_protocol, preset_na
 
 
 def test_presets_exist_and_load():
-    assert preset_names() == ["h36m", "h36m-mmhuman-paper", "humaneva", "mmhuman", "sample"]
+    assert preset_names() == ["h36m", "h36m-mmhuman-paper", "humaneva", "mmhuman", "sample", "sample-mmhuman"]
     for name in preset_names():
         assert get_protocol(name).name == name
 

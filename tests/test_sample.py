@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from click.testing import CliRunner
 
 import posebench
@@ -29,3 +30,18 @@ def test_readme_quickstart_command_runs():
     assert result.exit_code == 0, result.output
     assert str(sample_dataset_path()) in result.output
     assert "train: 50 sequences / 6160 frames, test: 15 sequences / 1970 frames" in result.output
+
+
+def test_multi_person_moving_camera_sample():
+    dataset = posebench.load("sample-mmhuman")
+    for sequence in dataset:
+        sequence.joints_world
+    dataset.validate()
+    assert dataset.sequence_ids == ["18_01/phone1", "18_01/phone2"]
+    assert sorted(dataset.keypoint_sources) == ["gt", "openpose"]
+    for sequence in dataset:
+        assert sequence.camera.is_moving and sequence.subjects == ["cmu18", "cmu19"]
+        openpose = sequence.keypoints["openpose"]
+        # detections are noisy but near the projection of the mocap joints
+        error = np.nanmedian(np.linalg.norm(openpose.xy - sequence.keypoints["gt"].xy, axis=-1))
+        assert 0.5 < error < 20.0
