@@ -174,6 +174,11 @@ def read_metadata_cameras(path: str | Path) -> tuple[list[str] | None, dict[tupl
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8", errors="replace")
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        raise FormatError(
+            f"{path}: declares a DTD (<!DOCTYPE> or <!ENTITY>), which Human3.6M's metadata.xml never has; "
+            "its entities are refused rather than expanded. Use the release's original file"
+        )
     match = _W0.search(text)
     if match is None:
         raise FormatError(f"{path}: no camera vector <w0>[...]</w0>; is this Human3.6M's metadata.xml?")

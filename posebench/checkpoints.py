@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 from posebench import __version__
 from posebench.atomic import atomic_output
 from posebench.dataset import Dataset
+from posebench.dataset.model import transiently_loaded
 from posebench.errors import CheckpointError, PosebenchError
 from posebench.models import LiftingModel, create_model
 from posebench.skeletons import Skeleton, get_skeleton
@@ -55,14 +56,15 @@ def dataset_content_hash(dataset: Dataset, split: str | None = "train") -> str:
                 "cx": camera.cx, "cy": camera.cy, "distortion": camera.distortion, "coefficients": list(camera.coefficients),
             },
         })
-        arrays = [sequence.timestamps, sequence.joints_world, sequence.joints_cam]
-        if camera is not None:
-            arrays += [camera.R, camera.t]
-        for source in sources:
-            keypoints = sequence.keypoints[source]
-            arrays += [keypoints.xy, keypoints.confidence, keypoints.occluded]
-        for array in arrays:
-            _update_array(digest, array)
+        with transiently_loaded(sequence):
+            arrays = [sequence.timestamps, sequence.joints_world, sequence.joints_cam]
+            if camera is not None:
+                arrays += [camera.R, camera.t]
+            for source in sources:
+                keypoints = sequence.keypoints[source]
+                arrays += [keypoints.xy, keypoints.confidence, keypoints.occluded]
+            for array in arrays:
+                _update_array(digest, array)
     return digest.hexdigest()
 
 
@@ -136,7 +138,9 @@ def _read(path: Path, device: str, expected_format: str) -> tuple[dict[str, torc
         raise CheckpointError(f"{path}: safetensors file without posebench metadata (header key {METADATA_KEY!r}); it was not written by posebench")
     try:
         metadata = json.loads(header[METADATA_KEY])
-    except json.JSONDecodeError as error:
+    except RecursionError:
+        raise CheckpointError(f"{path}: posebench metadata is JSON nested too deeply to be a checkpoint's metadata") from None
+    except ValueError as error:
         raise CheckpointError(f"{path}: posebench metadata is not valid JSON ({error})") from None
     if not isinstance(metadata, dict) or metadata.get("format") != expected_format:
         found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
@@ -172,9 +176,22 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[LiftingModel
     config = dict(metadata["model"])
     name = config.pop("name")
     try:
-        model = create_model(name, **config)
-    except (PosebenchError, TypeError) as error:
+        # Shapes first, on the meta device (no memory): a config naming huge layers must not
+        # allocate them before the stored weights are found not to fit.
+        with torch.device("meta"):
+            shapes = {key: tuple(value.shape) for key, value in create_model(name, **config).state_dict().items()}
+    except (PosebenchError, TypeError, ValueError, OverflowError, RuntimeError) as error:
         raise CheckpointError(f"{path}: cannot rebuild model {name!r} from its config: {error}") from None
+    stored = {key: tuple(value.shape) for key, value in tensors.items()}
+    if shapes != stored:
+        differing = sorted(key for key in shapes.keys() | stored.keys() if shapes.get(key) != stored.get(key))
+        key = differing[0]
+        raise CheckpointError(
+            f"{path}: weights do not fit model {name!r} with config {config}: {key} is {stored.get(key, 'missing')} "
+            f"in the file and {shapes.get(key, 'absent')} in the model ({len(differing)} tensors differ); the metadata "
+            "does not belong to these weights"
+        )
+    model = create_model(name, **config)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as error:
@@ -209,12 +226,15 @@ def load_training_state(path: str | Path, optimizer: torch.optim.Optimizer | Non
         raise CheckpointError(f"{path}: training state lacks 'progress' or 'optimizer' metadata")
     if optimizer is not None:
         stored = metadata["optimizer"]
-        state: dict[int, dict[str, Any]] = {int(p): dict(stored["scalars"].get(p, {})) for p in stored["params"]}
-        for name, tensor in tensors.items():
-            _, param_id, key = name.split("/", 2)
-            state[int(param_id)][key] = tensor
         try:
+            state: dict[int, dict[str, Any]] = {int(p): dict(stored["scalars"].get(p, {})) for p in stored["params"]}
+            for name, tensor in tensors.items():
+                _, param_id, key = name.split("/", 2)
+                state[int(param_id)][key] = tensor
             optimizer.load_state_dict({"state": state, "param_groups": stored["param_groups"]})
-        except (ValueError, KeyError) as error:
-            raise CheckpointError(f"{path}: optimizer state does not fit this model's parameters: {error}") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise CheckpointError(
+                f"{path}: optimizer state does not fit this model's parameters or is malformed ({type(error).__name__}: {error}); "
+                "start the training again without --resume"
+            ) from None
     return metadata["progress"]

@@ -90,11 +90,14 @@ def validate(dataset: Path) -> None:
     from posebench.dataset import load
     from posebench.sample import resolve_dataset_path
 
+    from posebench.dataset.model import transiently_loaded
+
     path = resolve_dataset_path(dataset)
     loaded = load(path)
     for sequence in tqdm(loaded, desc="validating", unit="seq", disable=None, file=sys.stderr):
-        sequence.joints_world  # loading a sequence runs every array rule on it
-    loaded.validate()
+        with transiently_loaded(sequence):
+            sequence.joints_world  # loading a sequence runs every array rule on it
+    loaded.validate(arrays=False)
     click.echo(f"{path}: valid posebench dataset (schema {loaded.info['schema_version']}, {len(loaded)} sequences)")
 
 
@@ -284,3 +287,7 @@ def simulate() -> None:
 def main() -> None:
     """Entry point of the ``posebench`` console script."""
     cli.main(prog_name="posebench")
+
+
+if __name__ == "__main__":
+    main()

@@ -29,7 +29,7 @@ from posebench.models import LiftingModel
 from posebench.protocols import Protocol
 from posebench.results import METRIC_UNITS
 from posebench.skeletons import flip_joints_3d, flip_keypoints_2d
-from posebench.stratify import assign_buckets, movement_range, rank_buckets
+from posebench.stratify import movement_range, rank_buckets
 from posebench.trajectory import recover_trajectory
 
 PER_FRAME_METRICS: dict[str, Callable] = {
@@ -44,6 +44,8 @@ PER_FRAME_METRICS: dict[str, Callable] = {
 TEMPORAL_METRICS: dict[str, Callable] = {"mpjve": metrics.mpjve, "accel_error": metrics.accel_error}
 JOINT_ALIGNMENT = {"mpjpe": None, "p_mpjpe": metrics.procrustes_align, "n_mpjpe": metrics.scale_align}
 PERCENT_METRICS = ("pck", "auc")
+METRIC_CHUNK_FRAMES = 16_384
+"""Frames per metric call: bounds the temporaries of alignment and AUC (a threshold axis) at any split size."""
 
 
 @dataclass
@@ -181,8 +183,8 @@ def score(test: TestSet, predictions: np.ndarray, mask: np.ndarray) -> list[dict
     protocol = test.protocol
     joints = test.joint_indices
     scored = test.scored
-    targets = test.split.targets.astype(np.float64)
-    pred, gt = predictions[scored][:, joints], targets[scored][:, joints]
+    scored_rows = np.flatnonzero(scored)
+    targets = test.split.targets
     rows: list[dict] = []
     absolute = None
     for metric in protocol.metrics:
@@ -193,18 +195,32 @@ def score(test: TestSet, predictions: np.ndarray, mask: np.ndarray) -> list[dict
             if metric in ("mpjpe_abs", "n_mpjpe_abs"):
                 if absolute is None:
                     absolute = absolute_predictions(test, predictions, mask)
-                values = PER_FRAME_METRICS[metric](absolute[0][scored][:, joints], absolute[1][scored][:, joints], reduction="none")
+                values = _per_frame_values(metric, absolute[0], absolute[1], scored_rows, joints)
             else:
-                values = PER_FRAME_METRICS[metric](pred, gt, reduction="none")
-            values = np.asarray(values, dtype=np.float64)
+                values = _per_frame_values(metric, predictions, targets, scored_rows, joints)
             weights = np.ones(len(values))
             frame_groups = {"action": test.actions[scored], "subject": test.subjects[scored], "mr_bucket": test.mr_bucket[scored]}
         if metric in PERCENT_METRICS:
             values = values * 100.0
         rows.extend(_stratified_rows(metric, values, weights, frame_groups, protocol))
         if metric in JOINT_ALIGNMENT:
-            rows.extend(_joint_rows(metric, pred, gt, mask[scored][:, joints], test))
+            rows.extend(_joint_rows(metric, predictions, targets, scored_rows, mask[scored][:, joints], test))
     return rows
+
+
+def _frames(array: np.ndarray, rows: np.ndarray, joints: np.ndarray) -> np.ndarray:
+    return array[rows][:, joints].astype(np.float64)
+
+
+def _per_frame_values(metric: str, predictions: np.ndarray, targets: np.ndarray, rows: np.ndarray, joints: np.ndarray) -> np.ndarray:
+    """A per-frame metric on ``rows``, computed :data:`METRIC_CHUNK_FRAMES` rows at a time in float64."""
+    values = np.empty(len(rows))
+    for start in range(0, len(rows), METRIC_CHUNK_FRAMES):
+        chunk = rows[start : start + METRIC_CHUNK_FRAMES]
+        values[start : start + len(chunk)] = np.asarray(
+            PER_FRAME_METRICS[metric](_frames(predictions, chunk, joints), _frames(targets, chunk, joints), reduction="none"), dtype=np.float64
+        )
+    return values
 
 
 def _stratified_rows(metric: str, values: np.ndarray, weights: np.ndarray, groups: dict[str, np.ndarray], protocol: Protocol) -> list[dict]:
@@ -233,11 +249,15 @@ def _stratified_rows(metric: str, values: np.ndarray, weights: np.ndarray, group
     return rows
 
 
-def _joint_rows(metric: str, pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, test: TestSet) -> list[dict]:
+def _joint_rows(metric: str, predictions: np.ndarray, targets: np.ndarray, scored_rows: np.ndarray, mask: np.ndarray, test: TestSet) -> list[dict]:
     """Per-joint errors (after the metric's alignment) and errors on occluded vs visible joints."""
     align = JOINT_ALIGNMENT[metric]
-    aligned = pred if align is None else np.asarray(align(pred, gt), dtype=np.float64)
-    errors = np.linalg.norm(aligned - gt, axis=-1)
+    errors = np.empty(mask.shape)
+    for start in range(0, len(scored_rows), METRIC_CHUNK_FRAMES):
+        chunk = scored_rows[start : start + METRIC_CHUNK_FRAMES]
+        pred, gt = _frames(predictions, chunk, test.joint_indices), _frames(targets, chunk, test.joint_indices)
+        aligned = pred if align is None else np.asarray(align(pred, gt), dtype=np.float64)
+        errors[start : start + len(chunk)] = np.linalg.norm(aligned - gt, axis=-1)
     finite = np.isfinite(errors)
     names = test.dataset.skeleton.joints
     unit = METRIC_UNITS[metric]
@@ -269,7 +289,7 @@ def _temporal_values(test: TestSet, predictions: np.ndarray, targets: np.ndarray
         minimum = 3 if metric == "accel_error" else 2
         if rows.stop - rows.start < minimum:
             continue
-        value = function(predictions[rows][:, joints], targets[rows][:, joints])
+        value = function(predictions[rows][:, joints], targets[rows][:, joints].astype(np.float64))
         first = rows.start
         values[first] = value
         weights[first] = rows.stop - rows.start

@@ -170,6 +170,8 @@ def run_benchmark(
         raise PosebenchError("no model given; pass --model NAME[,NAME...] (see `posebench models`)")
     if dataset is None and checkpoints:
         raise PosebenchError("--checkpoint needs --dataset: the embedded checkpoints go with the embedded sample")
+    if Path(out).exists() and not (Path(out) / MANIFEST).is_file():
+        raise PosebenchError(f"{out} exists and is not a posebench run directory (no {MANIFEST}), so it is not replaced; choose another --out")
     torch_device = resolve_device(device)
     data = load(dataset if dataset is not None else SAMPLE_NAME)
     chosen = with_overrides(resolve_protocol(protocol, data), occlusion, occlusion_kernel, mr_buckets)

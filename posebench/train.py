@@ -304,6 +304,8 @@ def train_model(
         start_epoch, history, optimizer, optimizer_stage = _resume(out_dir, model, options, stages, stage_of_epoch, lr, torch_device)
     elif (out_dir / STATE_NAME).exists() or (out_dir / CHECKPOINT_NAME).exists():
         raise PosebenchError(f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out directory")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PosebenchError(f"{out_dir} exists and is not a directory; choose another --out directory")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def save_snapshot(path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Iterator, Mapping, Protocol
 import numpy as np
 
 from posebench.dataset.info import CONVENTIONS, SCHEMA_VERSION, UNITS
-from posebench.dataset.model import Keypoints2D, Sequence
+from posebench.dataset.model import POSE_DTYPE, Keypoints2D, Sequence, transiently_loaded
 from posebench.errors import PosebenchError
 from posebench.skeletons import Skeleton, get_skeleton
 
@@ -221,35 +221,43 @@ class Dataset:
     def arrays(self, split: str | None = None, source: str = "gt") -> SplitArrays:
         """A split (or the whole dataset) as dense arrays for training and evaluation.
 
-        Only sequences that have the 2D source ``source`` and a camera are included.
+        Only sequences that have the 2D source ``source`` and a camera are included. The arrays are
+        allocated once and filled sequence by sequence; a stored sequence is read for the copy and
+        not kept, so the peak is the dense arrays plus one sequence.
         """
         selection = self.select(split=split) if split is not None else self
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("keypoints", "confidence", "occluded", "joints_cam", "joints_world", "frames")}
-        meta: dict[str, list] = {k: [] for k in ("sequence_ids", "person_ids", "subjects", "actions", "camera_ids")}
-        lengths = []
-        for sequence in selection:
-            if source not in (sequence.keypoint_sources or ()) or sequence.camera is None:
-                continue
-            keypoints = sequence.keypoints[source]
-            for p in range(sequence.n_persons):
-                parts["keypoints"].append(keypoints.xy[p])
-                parts["confidence"].append(keypoints.confidence[p])
-                parts["occluded"].append(keypoints.occluded[p])
-                parts["joints_cam"].append(sequence.joints_cam[p])
-                parts["joints_world"].append(sequence.joints_world[p])
-                parts["frames"].append(np.arange(sequence.n_frames, dtype=np.int64))
-                meta["sequence_ids"].append(sequence.sequence_id)
-                meta["person_ids"].append(sequence.person_ids[p])
-                meta["subjects"].append(sequence.subjects[p])
-                meta["actions"].append(sequence.action)
-                meta["camera_ids"].append(sequence.camera.camera_id)
-                lengths.append(sequence.n_frames)
-        if not lengths:
+        chosen = [s for s in selection if source in (s.keypoint_sources or ()) and s.camera is not None]
+        if not chosen:
             raise PosebenchError(
                 f"dataset {self.name!r}{'' if split is None else f' split {split!r}'} has no sequence with a camera "
                 f"and 2D source {source!r}; sources: {sorted(self.keypoint_sources)}"
             )
-        arrays = {k: np.concatenate(v) for k, v in parts.items()}
+        lengths = [s.n_frames for s in chosen for _ in range(s.n_persons)]
+        rows, J, K = sum(lengths), self.skeleton.n_joints, self.keypoint_layout(source).n_joints
+        arrays = {
+            "keypoints": np.empty((rows, K, 2), POSE_DTYPE), "confidence": np.empty((rows, K), POSE_DTYPE),
+            "occluded": np.empty((rows, K), bool), "joints_cam": np.empty((rows, J, 3), POSE_DTYPE),
+            "joints_world": np.empty((rows, J, 3), POSE_DTYPE), "frames": np.empty(rows, np.int64),
+        }
+        meta: dict[str, list] = {k: [] for k in ("sequence_ids", "person_ids", "subjects", "actions", "camera_ids")}
+        row = 0
+        for sequence in chosen:
+            with transiently_loaded(sequence):
+                keypoints = sequence.keypoints[source]
+                for p in range(sequence.n_persons):
+                    track = slice(row, row + sequence.n_frames)
+                    arrays["keypoints"][track] = keypoints.xy[p]
+                    arrays["confidence"][track] = keypoints.confidence[p]
+                    arrays["occluded"][track] = keypoints.occluded[p]
+                    arrays["joints_cam"][track] = sequence.joints_cam[p]
+                    arrays["joints_world"][track] = sequence.joints_world[p]
+                    arrays["frames"][track] = np.arange(sequence.n_frames)
+                    meta["sequence_ids"].append(sequence.sequence_id)
+                    meta["person_ids"].append(sequence.person_ids[p])
+                    meta["subjects"].append(sequence.subjects[p])
+                    meta["actions"].append(sequence.action)
+                    meta["camera_ids"].append(sequence.camera.camera_id)
+                    row = track.stop
         return SplitArrays(track_starts=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), **arrays, **meta)
 
     def validate(self, arrays: bool = True) -> None:

@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 from posebench.cameras import Camera
-from posebench.dataset.model import TIME_DTYPE, Keypoints2D, Sequence
+from posebench.dataset.model import TIME_DTYPE, Keypoints2D, Sequence, transiently_loaded
 from posebench.dataset.validate import camera_from_fields
 from posebench.errors import SchemaError
 
@@ -65,27 +65,28 @@ def write_hdf5(dataset: Any, path: Path) -> None:
             written[camera.camera_id] = camera
         sequence_groups = handle.create_group("sequences")
         for index, sequence in enumerate(dataset):
-            group = sequence_groups.create_group(f"{index:06d}")
-            group.attrs["sequence_id"] = sequence.sequence_id
-            group.attrs["action"] = sequence.action
-            group.attrs["take"] = sequence.take
-            group.attrs["camera_id"] = sequence.camera.camera_id if sequence.camera is not None else ""
-            group.attrs["has_camera"] = sequence.camera is not None
-            group.attrs["fps"] = sequence.fps
-            group.attrs["attributes"] = json.dumps(sorted(sequence.attributes.items()))
-            group.attrs["keypoint_sources"] = json.dumps(list(sequence.keypoint_sources or ()))
-            group.create_dataset("timestamps", data=sequence.timestamps)
-            group.create_dataset("person_ids", data=np.asarray(sequence.person_ids, dtype=np.int64))
-            group.create_dataset("subjects", data=np.asarray(sequence.subjects, dtype=object), dtype=h5py.string_dtype())
-            _frames_dataset(group, "joints_world", sequence.joints_world)
-            if sequence.joints_cam is not None:
-                _frames_dataset(group, "joints_cam", sequence.joints_cam)
-            for source in sequence.keypoint_sources or ():
-                keypoints = sequence.keypoints[source]
-                sub = group.create_group(f"keypoints/{source}")
-                _frames_dataset(sub, "xy", keypoints.xy)
-                _frames_dataset(sub, "confidence", keypoints.confidence)
-                _frames_dataset(sub, "occluded", keypoints.occluded)
+            with transiently_loaded(sequence):
+                group = sequence_groups.create_group(f"{index:06d}")
+                group.attrs["sequence_id"] = sequence.sequence_id
+                group.attrs["action"] = sequence.action
+                group.attrs["take"] = sequence.take
+                group.attrs["camera_id"] = sequence.camera.camera_id if sequence.camera is not None else ""
+                group.attrs["has_camera"] = sequence.camera is not None
+                group.attrs["fps"] = sequence.fps
+                group.attrs["attributes"] = json.dumps(sorted(sequence.attributes.items()))
+                group.attrs["keypoint_sources"] = json.dumps(list(sequence.keypoint_sources or ()))
+                group.create_dataset("timestamps", data=sequence.timestamps)
+                group.create_dataset("person_ids", data=np.asarray(sequence.person_ids, dtype=np.int64))
+                group.create_dataset("subjects", data=np.asarray(sequence.subjects, dtype=object), dtype=h5py.string_dtype())
+                _frames_dataset(group, "joints_world", sequence.joints_world)
+                if sequence.joints_cam is not None:
+                    _frames_dataset(group, "joints_cam", sequence.joints_cam)
+                for source in sequence.keypoint_sources or ():
+                    keypoints = sequence.keypoints[source]
+                    sub = group.create_group(f"keypoints/{source}")
+                    _frames_dataset(sub, "xy", keypoints.xy)
+                    _frames_dataset(sub, "confidence", keypoints.confidence)
+                    _frames_dataset(sub, "occluded", keypoints.occluded)
 
 
 def _str(value: Any) -> str:
@@ -107,6 +108,25 @@ def _attr(group: h5py.Group, name: str, where: str) -> Any:
     return group.attrs[name]
 
 
+def _number(group: h5py.Group, name: str, where: str, kind: type) -> Any:
+    """A scalar numeric attribute converted with ``kind`` (int or float); SchemaError for anything else."""
+    value = _attr(group, name, where)
+    try:
+        if isinstance(value, (str, bytes)) or np.ndim(value) != 0:
+            raise TypeError(name)
+        return kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise SchemaError(where, name, "dtype", f"attribute '{name}' must be a single {'integer' if kind is int else 'number'}, found {value!r:.80}") from None
+
+
+def _integers(group: h5py.Group, name: str, where: str) -> list[int]:
+    """A 1-D integer dataset as a list; SchemaError for another dtype or shape."""
+    item = _dataset(group, name, where)
+    if item.dtype.kind not in "iu" or item.ndim != 1:
+        raise SchemaError(where, name, "dtype", f"dataset '{name}' must be a 1-D integer array, found {item.dtype} of shape {item.shape}")
+    return [int(value) for value in item[()]]
+
+
 class HDF5Store:
     """Lazy reads of one posebench HDF5 file."""
 
@@ -119,7 +139,9 @@ class HDF5Store:
             raw = _attr(handle, "info", "/meta")
         try:
             return json.loads(_str(raw))
-        except json.JSONDecodeError as exc:
+        except RecursionError:
+            raise SchemaError("/meta", "info", "readable", "the info attribute is JSON nested too deeply; re-convert the dataset") from None
+        except ValueError as exc:
             raise SchemaError("/meta", "info", "readable", f"the info attribute is not valid JSON: {exc}") from None
 
     def read_cameras(self) -> dict[str, Camera]:
@@ -133,12 +155,12 @@ class HDF5Store:
                 camera = camera_from_fields(
                     where,
                     camera_id=_str(_attr(group, "camera_id", where)),
-                    width=int(_attr(group, "width", where)),
-                    height=int(_attr(group, "height", where)),
-                    fx=float(_attr(group, "fx", where)),
-                    fy=float(_attr(group, "fy", where)),
-                    cx=float(_attr(group, "cx", where)),
-                    cy=float(_attr(group, "cy", where)),
+                    width=_number(group, "width", where, int),
+                    height=_number(group, "height", where, int),
+                    fx=_number(group, "fx", where, float),
+                    fy=_number(group, "fy", where, float),
+                    cx=_number(group, "cx", where, float),
+                    cy=_number(group, "cy", where, float),
                     distortion=_str(_attr(group, "distortion", where)),
                     coefficients=tuple(float(c) for c in _dataset(group, "coefficients", where)[()]),
                     R=np.asarray(_dataset(group, "R", where)[()], dtype=np.float64),
@@ -165,16 +187,16 @@ class HDF5Store:
                 try:
                     attributes = dict(json.loads(_str(_attr(group, "attributes", where))))
                     sources = list(json.loads(_str(_attr(group, "keypoint_sources", where))))
-                except (json.JSONDecodeError, TypeError, ValueError) as exc:
+                except (TypeError, ValueError, RecursionError) as exc:
                     raise SchemaError(where, "attributes", "readable", f"not valid JSON: {exc}") from None
                 sequence = Sequence(
                     sequence_id=_str(_attr(group, "sequence_id", where)),
                     subjects=[_str(s) for s in _dataset(group, "subjects", where)[()]],
-                    fps=float(_attr(group, "fps", where)),
+                    fps=_number(group, "fps", where, float),
                     action=_str(_attr(group, "action", where)),
                     take=_str(_attr(group, "take", where)),
                     camera=cameras.get(camera_id) if camera_id is not None else None,
-                    person_ids=[int(p) for p in _dataset(group, "person_ids", where)[()]],
+                    person_ids=_integers(group, "person_ids", where),
                     attributes=attributes,
                     n_frames=int(_dataset(group, "timestamps", where).shape[0]),
                     keypoint_sources=sources,

@@ -91,7 +91,9 @@ def check_schema_version(info: dict[str, Any], where: str) -> None:
 
 
 def check_info(info: dict[str, Any], where: str) -> None:
-    """Check the dataset-level metadata rules (version, required keys, units, conventions)."""
+    """Check the dataset-level metadata rules (version, required keys, units, conventions, types)."""
+    if not isinstance(info, dict):
+        raise SchemaError(where, "info", "required", f"metadata must be a JSON object, found {type(info).__name__}; re-convert the dataset")
     check_schema_version(info, where)
     for key in REQUIRED_INFO_KEYS:
         if key not in info:
@@ -102,3 +104,11 @@ def check_info(info: dict[str, Any], where: str) -> None:
         raise SchemaError(where, "conventions", "conventions", f"conventions must be {CONVENTIONS}, found {info['conventions']}")
     if not isinstance(info["name"], str) or not info["name"]:
         raise SchemaError(where, "name", "required", "dataset name must be a non-empty string")
+    sources = info["keypoint_sources"]
+    if not isinstance(sources, dict) or not all(isinstance(meta, dict) for meta in sources.values()):
+        raise SchemaError(where, "keypoint_sources", "required", "keypoint_sources must map each source name to an object with its 'skeleton'")
+    splits = info["splits"]
+    if not isinstance(splits, dict) or not all(isinstance(ids, list) and all(isinstance(i, str) for i in ids) for ids in splits.values()):
+        raise SchemaError(where, "splits", "splits", "splits must map each split name to a list of sequence ids")
+    if not isinstance(info["provenance"], dict) or not isinstance(info.get("description", ""), str):
+        raise SchemaError(where, "provenance", "required", "provenance must be an object and description a string")

@@ -7,8 +7,9 @@ stored dataset, so iterating over a large dataset's metadata costs no array read
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -152,6 +153,11 @@ class Sequence:
         """Whether the arrays are in memory (always true for sequences built in memory)."""
         return self._joints_world is not None
 
+    def unload(self) -> None:
+        """Forget the arrays of a stored sequence; they are read again on next use (no-op in memory)."""
+        if self._loader is not None:
+            self._joints_world = self._joints_cam = self._timestamps = self._keypoints = None
+
     @property
     def joints_world(self) -> np.ndarray:
         """(P, F, J, 3) float32 joints in millimetres, world (lab) frame."""
@@ -210,6 +216,21 @@ class Sequence:
             f"Sequence({self.sequence_id!r}, action={self.action!r}, subjects={self.subjects}, "
             f"frames={self.n_frames}, camera={camera!r}, keypoints={self.keypoint_sources})"
         )
+
+
+@contextmanager
+def transiently_loaded(sequence: Sequence) -> Iterator[Sequence]:
+    """The sequence for one pass over its arrays: a stored sequence not in memory before is unloaded after.
+
+    Passes over a whole stored dataset (validate, save, hash, dense arrays) use it so that they hold
+    one sequence's arrays at a time, not the dataset.
+    """
+    was_loaded = sequence.is_loaded
+    try:
+        yield sequence
+    finally:
+        if not was_loaded:
+            sequence.unload()
 
 
 def _arrays_identical(a: np.ndarray | None, b: np.ndarray | None) -> bool:

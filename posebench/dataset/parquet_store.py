@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from posebench.cameras import Camera
-from posebench.dataset.model import POSE_DTYPE, TIME_DTYPE, Keypoints2D, Sequence
+from posebench.dataset.model import POSE_DTYPE, TIME_DTYPE, Keypoints2D, Sequence, transiently_loaded
 from posebench.dataset.validate import camera_from_fields
 from posebench.errors import SchemaError
 
@@ -156,35 +156,8 @@ def write_parquet(dataset: Any, directory: Path) -> None:
     sequence_rows: dict[str, list] = {name: [] for name in SEQUENCES_SCHEMA.names}
     cameras: dict[str, Camera] = {}
     for sequence in dataset:
-        P, F = sequence.n_persons, sequence.n_frames
-        keys = _key_columns(sequence)
-        world = sequence.joints_world
-        cam = sequence.joints_cam if sequence.joints_cam is not None else np.full_like(world, np.nan)
-        poses.write(
-            pa.table(
-                {
-                    **keys,
-                    "timestamp": pa.array(np.tile(sequence.timestamps, P)),
-                    "joints_world": _fixed_list(world, J, 3),
-                    "joints_cam": _fixed_list(cam, J, 3),
-                },
-                schema=poses.schema,
-            )
-        )
-        for source in sequence.keypoint_sources or ():
-            keypoints = sequence.keypoints[source]
-            K = keypoints.xy.shape[-2]
-            keypoint_writers[source].write(
-                pa.table(
-                    {
-                        **keys,
-                        "xy": _fixed_list(keypoints.xy, K, 2),
-                        "confidence": _fixed_list(keypoints.confidence, K),
-                        "occluded": _fixed_list(keypoints.occluded, K),
-                    },
-                    schema=keypoint_writers[source].schema,
-                )
-            )
+        with transiently_loaded(sequence):
+            _write_sequence(sequence, J, poses, keypoint_writers)
         if sequence.camera is not None:
             cameras.setdefault(sequence.camera.camera_id, sequence.camera)
         for name, value in (
@@ -193,7 +166,7 @@ def write_parquet(dataset: Any, directory: Path) -> None:
             ("take", sequence.take),
             ("camera_id", sequence.camera.camera_id if sequence.camera is not None else None),
             ("fps", sequence.fps),
-            ("n_frames", F),
+            ("n_frames", sequence.n_frames),
             ("person_ids", list(sequence.person_ids)),
             ("subjects", list(sequence.subjects)),
             ("keypoint_sources", list(sequence.keypoint_sources or ())),
@@ -206,6 +179,39 @@ def write_parquet(dataset: Any, directory: Path) -> None:
     pq.write_table(pa.table(sequence_rows, schema=SEQUENCES_SCHEMA), directory / "sequences.parquet")
     pq.write_table(_cameras_table(list(cameras.values())), directory / "cameras.parquet")
     (directory / INFO_PATH).write_text(json.dumps(dataset.info, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def _write_sequence(sequence: Sequence, J: int, poses: _BufferedWriter, keypoint_writers: dict[str, _BufferedWriter]) -> None:
+    """Append one sequence's rows to the poses and keypoint tables."""
+    P = sequence.n_persons
+    keys = _key_columns(sequence)
+    world = sequence.joints_world
+    cam = sequence.joints_cam if sequence.joints_cam is not None else np.full_like(world, np.nan)
+    poses.write(
+        pa.table(
+            {
+                **keys,
+                "timestamp": pa.array(np.tile(sequence.timestamps, P)),
+                "joints_world": _fixed_list(world, J, 3),
+                "joints_cam": _fixed_list(cam, J, 3),
+            },
+            schema=poses.schema,
+        )
+    )
+    for source in sequence.keypoint_sources or ():
+        keypoints = sequence.keypoints[source]
+        K = keypoints.xy.shape[-2]
+        keypoint_writers[source].write(
+            pa.table(
+                {
+                    **keys,
+                    "xy": _fixed_list(keypoints.xy, K, 2),
+                    "confidence": _fixed_list(keypoints.confidence, K),
+                    "occluded": _fixed_list(keypoints.occluded, K),
+                },
+                schema=keypoint_writers[source].schema,
+            )
+        )
 
 
 def _cameras_table(cameras: list[Camera]) -> pa.Table:
@@ -248,7 +254,9 @@ def read_info(directory: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SchemaError("meta", "info.json", "required", f"{path} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise SchemaError("meta", "info.json", "readable", f"{path} is JSON nested too deeply; re-convert the dataset") from None
+    except ValueError as exc:
         raise SchemaError("meta", "info.json", "readable", f"{path} is not valid JSON: {exc}") from None
 
 

@@ -37,11 +37,17 @@ def detect_format(path: Path) -> str:
     if path.is_dir():
         if (path / INFO_PATH).is_file():
             return "parquet"
-        raise DatasetNotFoundError(f"{path} is a directory without {INFO_PATH}: not a posebench Parquet dataset")
+        raise DatasetNotFoundError(
+            f"{path} is a directory without {INFO_PATH}: not a posebench Parquet dataset; pass the directory holding "
+            f"{INFO_PATH}, or convert the raw data first (`posebench convert`)"
+        )
     if path.is_file():
         if is_hdf5(path):
             return "hdf5"
-        raise DatasetNotFoundError(f"{path} is not an HDF5 file (no HDF5 signature): not a posebench dataset")
+        raise DatasetNotFoundError(
+            f"{path} is not an HDF5 file (no HDF5 signature): not a posebench dataset; pass a Parquet dataset directory "
+            "or an .h5 file written by posebench"
+        )
     raise DatasetNotFoundError(f"{path} does not exist")
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 
 from posebench.cameras import Camera
-from posebench.dataset.model import POSE_DTYPE, TIME_DTYPE, Keypoints2D, Sequence
+from posebench.dataset.model import POSE_DTYPE, TIME_DTYPE, Keypoints2D, Sequence, transiently_loaded
 from posebench.errors import CameraError, SchemaError
 
 if TYPE_CHECKING:
@@ -36,7 +36,8 @@ def validate_dataset(dataset: Dataset, *, arrays: bool = True) -> None:
     for sequence in dataset:
         validate_sequence_metadata(sequence, dataset)
         if arrays:
-            validate_sequence_arrays(sequence, dataset)
+            with transiently_loaded(sequence):
+                validate_sequence_arrays(sequence, dataset)
 
 
 def _check_unique(values: Iterable, table: str, column: str) -> None:

@@ -155,6 +155,10 @@ def _read_frame(path: Path, layout: str) -> tuple[list[OpenPosePerson], str | No
         raise OpenPoseError(f"{path}: cannot read the file: {exc.strerror}") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise OpenPoseError(f"{path}: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise OpenPoseError(f"{path}: JSON nested too deeply to be an OpenPose file") from None
+    except ValueError:
+        raise OpenPoseError(f"{path}: JSON holds an integer with thousands of digits; expected pixel coordinates") from None
     if not isinstance(document, dict) or "people" not in document:
         raise OpenPoseError(f"{path}: field 'people' missing; expected an OpenPose JSON object")
     people_field = document["people"]
