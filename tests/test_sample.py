@@ -45,3 +45,21 @@ def test_multi_person_moving_camera_sample():
         # detections are noisy but near the projection of the mocap joints
         error = np.nanmedian(np.linalg.norm(openpose.xy - sequence.keypoints["gt"].xy, axis=-1))
         assert 0.5 < error < 20.0
+
+
+def test_every_registered_model_has_an_embedded_checkpoint():
+    from posebench.checkpoints import load_checkpoint
+    from posebench.models import model_names
+    from posebench.runner import embedded_checkpoint
+
+    for name in model_names():
+        model, metadata = load_checkpoint(embedded_checkpoint(name))
+        assert metadata["model"]["name"] == name and metadata["epochs"] == 30
+        assert metadata["extra"]["options"]["train_split"] == "train"
+
+
+def test_readme_main_job(tmp_path):
+    result = CliRunner().invoke(cli, ["run", "--model", "tcn", "--occlusion", "0.5", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "sample / protocol sample" in result.output and "tcn @ 0.5" in result.output
+    assert (tmp_path / "run" / "summary.md").is_file()
