@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from converters.h36m_cameras import CAMERA_NAMES, check_metadata, h36m_camera
 from converters.videopose3d import Detections, align_length, keypoint_arrays, read_2d_file, read_3d_file
+from converters.options import dataset_output_options
 from posebench.cameras import Camera
 from posebench.dataset import Dataset, Keypoints2D, Sequence, make_provenance
 from posebench.errors import FormatError, PosebenchError
@@ -327,20 +328,17 @@ def _parse_renames(ctx: click.Context, param: click.Parameter, values: tuple[str
 
 
 @click.command("h36m")
+@dataset_output_options
 @click.argument("root", type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output dataset path.")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "hdf5"]), default="parquet", show_default=True, help="Output layout.")
 @click.option("--source-name", "source_names", multiple=True, callback=_parse_renames,
               help="DETECTOR=NAME: name the 2D source of data_2d_h36m_DETECTOR.npz NAME (repeatable).")
-@click.option("--name", help="Dataset name (default: the output file stem).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 def command(root, output, fmt, source_names, name, overwrite):
     """Convert Human3.6M (the release's CDF files or VideoPose3D's npz files under ROOT) into a dataset.
 
     \b
     Examples:
       posebench convert h36m /data/h36m -o h36m.parquet
-      posebench convert h36m /data/vp3d --source-name cpn_ft_h36m_dbb=cpn -o h36m.parquet
+      posebench convert h36m /data/vp3d -o h36m.parquet
     """
     dataset = convert_h36m(
         root, source_names=source_names, name=name or output.stem,

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from converters.humaneva_files import CAMERAS, FRAME_RANGES, Sync, check_extrinsics, read_cal, read_ofs
 from converters.videopose3d import Detections, align_length, keypoint_arrays, read_2d_file, read_3d_file
+from converters.options import dataset_output_options
 from posebench.cameras import Camera
 from posebench.dataset import Dataset, Keypoints2D, Sequence, make_provenance
 from posebench.errors import FormatError, PosebenchError
@@ -339,13 +340,10 @@ def convert_humaneva(
 
 
 @click.command("humaneva")
+@dataset_output_options
 @click.argument("root", type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output dataset path.")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "hdf5"]), default="parquet", show_default=True, help="Output layout.")
 @click.option("--joint-labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML table joint = [C3D labels] replacing the built-in one (release layout).")
-@click.option("--name", help="Dataset name (default: the output file stem).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 def command(root, output, fmt, joint_labels, name, overwrite):
     """Convert HumanEva-I (VideoPose3D's npz files or the original release under ROOT) into a dataset.
 

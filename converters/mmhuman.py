@@ -24,6 +24,7 @@ from converters.mmhuman_layout import CameraSpec, TakeRow, read_camera_json, rea
 from converters.mmhuman_mocap import TakeMocap, camera_track, read_take_mocap, sample_at
 from converters.mmhuman_pose2sim import pose2sim_layout
 from converters.mmhuman_sync import SyncEstimate, estimate_offset, focal_length, frame_times, project_subjects
+from converters.options import dataset_output_options
 from posebench.cameras import Camera
 from posebench.dataset import Dataset, Keypoints2D, Sequence, make_provenance
 from posebench.dataset.info import sha256_of
@@ -237,9 +238,8 @@ def _summary(reports: list[VideoReport], output: Path, notes: list[str]) -> str:
 
 
 @click.command("mmhuman")
+@dataset_output_options
 @click.argument("rawdir", type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output dataset path.")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "hdf5"]), default="parquet", show_default=True, help="Output layout.")
 @click.option("--estimate-sync", is_flag=True, help="Estimate each video's offset from the detections (always done when camera.json has none).")
 @click.option("--sync-window", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True, help="Search ± this many seconds around a recorded offset.")
 @click.option("--conf-threshold", type=click.FloatRange(0, 1), default=0.3, show_default=True, help="Keypoints below this confidence are occluded.")
@@ -249,8 +249,6 @@ def _summary(reports: list[VideoReport], output: Path, notes: list[str]) -> str:
 @click.option("--markerset", help="Marker set name or mapping file for marker mocap (default: detected).")
 @click.option("--pose2sim", is_flag=True, help="RAWDIR is a Pose2Sim trial folder (static calibrated cameras).")
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), help="With --pose2sim: the calibration TOML (default: found beside the trial).")
-@click.option("--name", help="Dataset name (default: the output file stem).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 def command(rawdir, output, fmt, estimate_sync, sync_window, conf_threshold, gate, hold, max_gap, markerset, pose2sim,
             calibration, name, overwrite):
     """Convert a multi-person moving-camera recording (RAWDIR) into a dataset.

@@ -17,6 +17,7 @@ import click
 import numpy as np
 from tqdm import tqdm
 
+from converters.options import dataset_output_options
 from posebench.dataset import Dataset, Keypoints2D, Sequence, make_provenance
 from posebench.errors import PosebenchError
 from posebench.io.bvh import bvh_to_h36m17, read_bvh
@@ -304,9 +305,8 @@ def _parse_split(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 
 
 @click.command("mocap")
+@dataset_output_options
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output dataset path.")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "hdf5"]), default="parquet", show_default=True, help="Output layout.")
 @click.option("--take", help="Merge all inputs into one take of this name (persons share one world frame).")
 @click.option("--action", "actions", multiple=True, help="Action label of every take, or TAKE=LABEL for one take (repeatable; default: the take name).")
 @click.option("--subjects", "subjects", multiple=True, help="Subject names A,B (one per person, input order) for every take, or TAKE=A,B for one take (repeatable).")
@@ -316,8 +316,6 @@ def _parse_split(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--cameras", help="Virtual cameras, e.g. ring4, handheld, ring4+handheld:seed=3 (see docs/virtual_cameras.md).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the hand-held camera paths (take i uses seed + i).")
 @click.option("--split", "splits", multiple=True, callback=_parse_split, help="SPLIT=TAKE[,TAKE...]; repeatable.")
-@click.option("--name", help="Dataset name (default: the output file stem).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 def command(inputs, output, fmt, take, actions, subjects, markerset, fps, max_gap, cameras, seed, splits, name, overwrite):
     """Convert C3D, BVH or TRC motion capture (INPUT...) into a dataset.
 
