@@ -106,11 +106,26 @@ def test_pose2sim_trc_in_metres_and_y_up_becomes_mm_and_z_up():
     assert np.nanmin(world[:, H36M.index("r_ankle"), 2]) < 200
 
 
-def test_gap_filling_is_recorded(tmp_path):
-    dataset = convert_mocap([PIG], max_gap=0)
-    no_fill = np.isnan(dataset[0].joints_world).sum()
-    filled = convert_mocap([PIG], max_gap=10)
-    assert np.isnan(filled[0].joints_world).sum() <= no_fill
+def test_short_gaps_are_filled_and_recorded_long_ones_stay_nan(tmp_path):
+    lines = TRC.read_text().splitlines(keepends=True)
+    header, rows = lines[:5], lines[5:]
+    names = lines[3].split("\t")
+    column = names.index("RKnee")  # x of RKnee is column `column`, then y, z
+    for row in list(range(20, 24)) + list(range(50, 70)):  # a 4-frame and a 20-frame gap
+        fields = rows[row].rstrip("\r\n").split("\t")
+        fields[column : column + 3] = ["", "", ""]
+        rows[row] = "\t".join(fields) + "\n"
+    holed = tmp_path / "holed.trc"
+    holed.write_text("".join(header + rows))
+    knee = H36M.index("r_knee")
+    unfilled = convert_mocap([holed], max_gap=0)[0].joints_world[0, :, knee, 0]
+    dataset = convert_mocap([holed], max_gap=10)
+    filled = dataset[0].joints_world[0, :, knee, 0]
+    assert np.isnan(unfilled[20:24]).all() and np.isnan(unfilled[50:70]).all()
+    assert np.isfinite(filled[20:24]).all() and np.isnan(filled[50:70]).all()
+    original = convert_mocap([TRC])[0].joints_world[0, 20:24, knee].astype(np.float64)
+    np.testing.assert_allclose(dataset[0].joints_world[0, 20:24, knee], original, atol=30.0)
+    assert "4 joint samples filled by cubic interpolation (gaps <= 10 frames)" in " ".join(dataset.provenance["notes"])
 
 
 def test_provenance_has_hashes_and_options():
