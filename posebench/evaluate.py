@@ -61,6 +61,7 @@ class TestSet:
     mr_bucket: np.ndarray
     mr_edges: np.ndarray
     joint_indices: np.ndarray
+    root: int
     track_of_row: np.ndarray = field(repr=False)
 
     @property
@@ -95,7 +96,11 @@ def prepare_test_set(dataset: Dataset, protocol: Protocol) -> TestSet:
     scored_buckets, edges = rank_buckets(movement[scored], protocol.movement_range.buckets)
     buckets[scored] = scored_buckets
     skeleton = dataset.skeleton
-    joint_indices = np.array([skeleton.index(j) for j in protocol.joints] if protocol.joints else range(skeleton.n_joints))
+    try:
+        joint_indices = np.array([skeleton.index(j) for j in protocol.joints] if protocol.joints else range(skeleton.n_joints))
+        root = skeleton.index(protocol.root_joint)
+    except KeyError as exc:
+        raise PosebenchError(f"protocol {protocol.name!r} names a joint that skeleton {skeleton.name!r} lacks: {exc}") from None
     return TestSet(
         split=split,
         dataset=dataset,
@@ -106,6 +111,7 @@ def prepare_test_set(dataset: Dataset, protocol: Protocol) -> TestSet:
         mr_bucket=buckets,
         mr_edges=edges,
         joint_indices=joint_indices,
+        root=root,
         track_of_row=track_of_row,
     )
 
@@ -195,9 +201,9 @@ def score(test: TestSet, predictions: np.ndarray, mask: np.ndarray) -> list[dict
             if metric in ("mpjpe_abs", "n_mpjpe_abs"):
                 if absolute is None:
                     absolute = absolute_predictions(test, predictions, mask)
-                values = _per_frame_values(metric, absolute[0], absolute[1], scored_rows, joints)
+                values = _per_frame_values(metric, absolute[0], absolute[1], scored_rows, joints, root=None)
             else:
-                values = _per_frame_values(metric, predictions, targets, scored_rows, joints)
+                values = _per_frame_values(metric, predictions, targets, scored_rows, joints, test.root)
             weights = np.ones(len(values))
             frame_groups = {"action": test.actions[scored], "subject": test.subjects[scored], "mr_bucket": test.mr_bucket[scored]}
         if metric in PERCENT_METRICS:
@@ -208,17 +214,21 @@ def score(test: TestSet, predictions: np.ndarray, mask: np.ndarray) -> list[dict
     return rows
 
 
-def _frames(array: np.ndarray, rows: np.ndarray, joints: np.ndarray) -> np.ndarray:
-    return array[rows][:, joints].astype(np.float64)
+def _frames(array: np.ndarray, rows: np.ndarray, joints: np.ndarray, root: int | None) -> np.ndarray:
+    """Rows of a (N, J, 3) array, relative to the root joint unless ``root`` is None (absolute metrics), restricted to the scored joints."""
+    frames = array[rows].astype(np.float64)
+    if root is not None:
+        frames = frames - frames[:, root : root + 1]
+    return frames[:, joints]
 
 
-def _per_frame_values(metric: str, predictions: np.ndarray, targets: np.ndarray, rows: np.ndarray, joints: np.ndarray) -> np.ndarray:
+def _per_frame_values(metric: str, predictions: np.ndarray, targets: np.ndarray, rows: np.ndarray, joints: np.ndarray, root: int | None) -> np.ndarray:
     """A per-frame metric on ``rows``, computed :data:`METRIC_CHUNK_FRAMES` rows at a time in float64."""
     values = np.empty(len(rows))
     for start in range(0, len(rows), METRIC_CHUNK_FRAMES):
         chunk = rows[start : start + METRIC_CHUNK_FRAMES]
         values[start : start + len(chunk)] = np.asarray(
-            PER_FRAME_METRICS[metric](_frames(predictions, chunk, joints), _frames(targets, chunk, joints), reduction="none"), dtype=np.float64
+            PER_FRAME_METRICS[metric](_frames(predictions, chunk, joints, root), _frames(targets, chunk, joints, root), reduction="none"), dtype=np.float64
         )
     return values
 
@@ -255,7 +265,7 @@ def _joint_rows(metric: str, predictions: np.ndarray, targets: np.ndarray, score
     errors = np.empty(mask.shape)
     for start in range(0, len(scored_rows), METRIC_CHUNK_FRAMES):
         chunk = scored_rows[start : start + METRIC_CHUNK_FRAMES]
-        pred, gt = _frames(predictions, chunk, test.joint_indices), _frames(targets, chunk, test.joint_indices)
+        pred, gt = _frames(predictions, chunk, test.joint_indices, test.root), _frames(targets, chunk, test.joint_indices, test.root)
         aligned = pred if align is None else np.asarray(align(pred, gt), dtype=np.float64)
         errors[start : start + len(chunk)] = np.linalg.norm(aligned - gt, axis=-1)
     finite = np.isfinite(errors)
@@ -289,7 +299,8 @@ def _temporal_values(test: TestSet, predictions: np.ndarray, targets: np.ndarray
         minimum = 3 if metric == "accel_error" else 2
         if rows.stop - rows.start < minimum:
             continue
-        value = function(predictions[rows][:, joints], targets[rows][:, joints].astype(np.float64))
+        track_rows = np.arange(rows.start, rows.stop)
+        value = function(_frames(predictions, track_rows, joints, test.root), _frames(targets, track_rows, joints, test.root))
         first = rows.start
         values[first] = value
         weights[first] = rows.stop - rows.start

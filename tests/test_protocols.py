@@ -56,7 +56,7 @@ def test_exclusions_and_action_grouping():
 
 def test_defaults_follow_videopose3d():
     protocol = Protocol(name="x")
-    assert protocol.root_relative and protocol.flip_test and protocol.joints == ()
+    assert protocol.root_joint == "pelvis" and protocol.flip_test and protocol.joints == ()
     assert protocol.averaging == ("action_mean", "frame_mean")
 
 

@@ -162,3 +162,20 @@ def test_cli_run_prints_the_table(setup):
     assert "mpjpe" in result.output and result.output.strip().splitlines()[-1].startswith("wrote")
     bad = CliRunner().invoke(cli, ["run", "--model", "tcn", "--occlusion", "0.5,2", "--out", str(setup["root"] / "bad")])
     assert bad.exit_code == 2 and "occlusion ratios lie in [0, 1]" in bad.output
+
+
+def test_root_joint_of_the_protocol_is_the_one_subtracted(setup, grid):
+    from dataclasses import replace
+
+    from posebench.protocols import read_protocol
+
+    thorax = replace(read_protocol(setup["protocol"]), root_joint="thorax")
+    path = setup["root"] / "thorax.toml"
+    write_protocol(thorax, path)
+    index = model_names().index("tcn")
+    run = run_benchmark(["tcn"], checkpoints=[setup["checkpoints"][index]], dataset=setup["dataset"], protocol=path,
+                        occlusion=[0.0], out=setup["root"] / "thorax", progress=False)
+    joints = run.results[(run.results.stratum_kind == "joint") & (run.results.metric == "mpjpe")].set_index("stratum").value
+    assert joints["thorax"] == pytest.approx(0.0, abs=1e-9)
+    assert joints["pelvis"] > 0
+    assert run.results.protocol_hash.iloc[0] != grid.results.protocol_hash.iloc[0]

@@ -80,7 +80,6 @@ class Protocol:
     frame_stride: int = 1
     joints: tuple[str, ...] = ()
     root_joint: str = "pelvis"
-    root_relative: bool = True
     flip_test: bool = True
     averaging: tuple[str, ...] = AVERAGING
     action_grouping: str = "first_word"
