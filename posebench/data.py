@@ -38,13 +38,15 @@ class PreparedSplit:
     """A split as model-ready dense arrays, one row per (track, frame).
 
     ``keypoints`` (N, J, 2) normalised, NaN-free; ``missing`` (N, J) True where the 2D keypoint
-    was NaN; ``occluded`` (N, J) the dataset's occluded flags; ``targets`` (N, J, 3) root-relative
+    was NaN; ``occluded`` (N, J) the dataset's occluded flags; ``confidence`` (N, J) the 2D
+    source's confidence (0 where missing); ``targets`` (N, J, 3) root-relative
     mm (NaN where the 3D is missing); ``valid`` (N,) True where every target joint is finite.
     """
 
     keypoints: np.ndarray
     missing: np.ndarray
     occluded: np.ndarray
+    confidence: np.ndarray
     targets: np.ndarray
     valid: np.ndarray
     track_starts: np.ndarray
@@ -89,11 +91,16 @@ def prepare_split(dataset: Dataset, split: str | None, source: str = "gt") -> Pr
     layout = dataset.keypoint_layout(source)
     keypoints = arrays.keypoints.astype(np.float64)
     occluded = arrays.occluded
+    confidence = arrays.confidence.astype(np.float64)
     if layout.name != skeleton.name:
         mapping = get_mapping(layout.name, skeleton.name)
         keypoints = mapping.apply(keypoints)
-        occluded = (mapping.weights != 0).astype(np.int64) @ occluded[..., None].astype(np.int64)
-        occluded = occluded[..., 0] > 0
+        uses = mapping.weights != 0
+        occluded = (uses.astype(np.int64) @ occluded[..., None].astype(np.int64))[..., 0] > 0
+        # a derived joint is as confident as the least confident joint its formula uses (0 without a formula)
+        confidence = np.stack(
+            [confidence[:, row].min(axis=1) if row.any() else np.zeros(len(confidence)) for row in uses], axis=1
+        )
     lengths = np.diff(arrays.track_starts)
     cameras = {s.camera.camera_id: (s.camera.width, s.camera.height) for s in dataset if s.camera is not None}
     sizes = np.array([cameras[c] for c in arrays.camera_ids], dtype=np.float64).reshape(-1, 2)
@@ -109,6 +116,7 @@ def prepare_split(dataset: Dataset, split: str | None, source: str = "gt") -> Pr
         keypoints=keypoints.astype(np.float32),
         missing=missing,
         occluded=np.asarray(occluded, dtype=bool),
+        confidence=np.nan_to_num(confidence, nan=0.0).astype(np.float32),
         targets=targets.astype(np.float32),
         valid=np.isfinite(targets).all(axis=(1, 2)),
         track_starts=arrays.track_starts,
@@ -150,18 +158,20 @@ def model_inputs(
     seed: int = 0,
     fill: FillMode = "interpolate",
     natural_occlusion: bool = False,
+    confidence_threshold: float = 0.3,
     boundary: str = "valid",
 ) -> ModelInputs:
     """Inputs as a model of either kind receives them, with synthetic occlusion if ``occlusion_ratio > 0``.
 
     The occlusion mask joins synthetic long-time occlusion (one mask per track, seeded by
     ``seed`` and the track's key), the originally missing keypoints, and, with
-    ``natural_occlusion``, the dataset's occluded flags. A mask-aware model gets the masked
+    ``natural_occlusion``, natural occlusion: the dataset's occluded flags and every keypoint
+    whose confidence is below ``confidence_threshold`` (the MMHuman paper's rule). A mask-aware model gets the masked
     keypoints zeroed plus the mask; any other model gets them filled (``fill``) and no mask.
     """
     mask = split.missing.copy()
     if natural_occlusion:
-        mask |= split.occluded
+        mask |= split.occluded | (split.confidence < confidence_threshold)
     if occlusion_ratio > 0:
         synthetic = masks_for_sequences(
             split.track_lengths.tolist(), split.n_joints, occlusion_ratio, occlusion_kernel, seed, keys=split.track_keys,

@@ -126,9 +126,9 @@ def predict_split(
     boundary = protocol.occlusion.boundary
     inputs = model_inputs(
         test.split, uses_mask=model.uses_mask, occlusion_ratio=occlusion_ratio, occlusion_kernel=occlusion_kernel,
-        seed=seed, natural_occlusion=natural, boundary=boundary,
+        seed=seed, natural_occlusion=natural, confidence_threshold=protocol.occlusion.confidence_threshold, boundary=boundary,
     )
-    mask = inputs.mask if inputs.mask is not None else _input_mask(test, occlusion_ratio, occlusion_kernel, seed, natural, boundary)
+    mask = inputs.mask if inputs.mask is not None else _input_mask(test, occlusion_ratio, occlusion_kernel, seed, natural)
     skeleton = test.dataset.skeleton
     model = model.to(device).eval()
     predictions = np.empty(test.split.targets.shape, dtype=np.float64)
@@ -147,11 +147,12 @@ def predict_split(
     return predictions, mask
 
 
-def _input_mask(test: TestSet, ratio: float, kernel: int, seed: int, natural: bool, boundary: str) -> np.ndarray:
+def _input_mask(test: TestSet, ratio: float, kernel: int, seed: int, natural: bool) -> np.ndarray:
     """The occlusion mask a mask-unaware model's inputs were built with (for strata)."""
+    occlusion = test.protocol.occlusion
     return model_inputs(
         test.split, uses_mask=True, occlusion_ratio=ratio, occlusion_kernel=kernel, seed=seed, natural_occlusion=natural,
-        boundary=boundary,
+        confidence_threshold=occlusion.confidence_threshold, boundary=occlusion.boundary,
     ).mask
 
 

@@ -168,3 +168,17 @@ def test_2d_layouts_are_mapped_to_the_3d_skeleton(dataset):
     prepared = prepare_split(dataset, None, "openpose")
     assert prepared.keypoints.shape == (120, 17, 2)
     assert np.isfinite(prepared.keypoints).all()
+
+
+def test_natural_occlusion_uses_the_protocol_confidence_threshold():
+    from dataset_factory import make_dataset
+
+    from posebench.data import model_inputs, prepare_split
+
+    dataset = make_dataset()
+    split = prepare_split(dataset, "train", "openpose")
+    assert split.confidence.shape == split.missing.shape
+    loose = model_inputs(split, uses_mask=True, natural_occlusion=True, confidence_threshold=0.3).mask
+    strict = model_inputs(split, uses_mask=True, natural_occlusion=True, confidence_threshold=0.9).mask
+    assert strict.sum() > loose.sum()
+    np.testing.assert_array_equal(strict, split.missing | split.occluded | (split.confidence < 0.9))
