@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from model_checks import losses_after_steps
 from posebench.errors import ModelError
 from posebench.models import create_model
 from posebench.models.anatomy import (
@@ -306,14 +307,7 @@ def test_a_few_steps_reduce_the_loss():
     model = small_model(dropout=0.0, length_frames=None, augment_bone_lengths=False)
     x = torch.randn(8, 9, 17, 2)
     target = random_pose_sequence(8, 1, seed=3)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(10):
-        optimizer.zero_grad()
-        loss = model.loss(model(x), target)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = losses_after_steps(model, x, target, lr=3e-3)
     assert losses[-1] < 0.8 * losses[0]
     assert all(p.grad is not None for name, p in model.named_parameters() if not name.startswith("visibility"))
 

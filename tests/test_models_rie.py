@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from model_checks import losses_after_steps
 from posebench.errors import ModelError
 from posebench.models import create_model
 from posebench.models._blocks import sliding_windows
@@ -202,12 +203,5 @@ def test_a_few_steps_reduce_the_loss():
     x = torch.randn(8, 9, 17, 2)
     target = torch.randn(8, 1, 17, 3) * 100
     target[:, :, 0] = 0
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(10):
-        optimizer.zero_grad()
-        loss = model.loss(model(x), target)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = losses_after_steps(model, x, target, lr=1e-2)
     assert losses[-1] < 0.8 * losses[0]
