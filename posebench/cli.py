@@ -88,9 +88,8 @@ def validate(dataset: Path) -> None:
     from tqdm import tqdm
 
     from posebench.dataset import load
-    from posebench.sample import resolve_dataset_path
-
     from posebench.dataset.model import transiently_loaded
+    from posebench.sample import resolve_dataset_path
 
     path = resolve_dataset_path(dataset)
     loaded = load(path)
