@@ -108,7 +108,8 @@ _PAGE = """<!DOCTYPE html>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
 table {{ border-collapse: collapse; margin-bottom: 2rem; font-size: 0.9rem; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; white-space: nowrap; }}
+.board {{ overflow-x: auto; }}
 th {{ background: #f0f0f0; cursor: pointer; user-select: none; }}
 td:first-child, th:first-child {{ text-align: left; }}
 caption {{ text-align: left; font-weight: bold; margin-bottom: 0.4rem; }}
@@ -144,7 +145,7 @@ def _table_html(path: Path) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(index=False))
     caption = html.escape(path.stem.replace("__", " / "))
-    return f'<table><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+    return f'<div class="board"><table><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
 
 
 def write_index(directory: Path) -> Path:
