@@ -122,36 +122,36 @@ def write_plots(results: pd.DataFrame, manifest: dict, joint_order: list[str], d
     written = []
 
     table = occlusion_table(results, headline)
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure, axis = plt.subplots(figsize=(7.5, 4))
     for model, row in table.iterrows():
         axis.plot([float(c) for c in table.columns], row.values, marker="o", label=model)
     axis.set(xlabel="synthetic occlusion ratio", ylabel=f"{headline} ({unit})", title=f"{headline} vs occlusion")
     axis.grid(alpha=0.3)
-    axis.legend()
+    axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
     written.append(_save(figure, directory / "occlusion.png"))
 
     buckets = bucket_table(results, headline, base)
     if not buckets.empty:
-        figure, axis = plt.subplots(figsize=(7, 4))
+        figure, axis = plt.subplots(figsize=(8.5, 4))
         for model, row in buckets.iterrows():
             axis.plot(range(len(row)), row.values, marker="o", label=model)
         axis.set(xlabel="movement-range bucket (small → large motion)", ylabel=f"{headline} ({unit})",
                  title=f"{headline} per movement-range bucket (occlusion {base:g})")
         axis.set_xticks(range(len(buckets.columns)), list(buckets.columns))
         axis.grid(alpha=0.3)
-        axis.legend()
+        axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
         written.append(_save(figure, directory / "movement_range.png"))
 
     joints = joint_table(results, headline, base, joint_order)
     if not joints.empty:
-        figure, axis = plt.subplots(figsize=(10, 4))
+        figure, axis = plt.subplots(figsize=(11.5, 4))
         width = 0.8 / max(len(joints), 1)
         for i, (model, row) in enumerate(joints.iterrows()):
             axis.bar([k + i * width for k in range(len(row))], row.values, width=width, label=model)
         axis.set_xticks([k + 0.4 - width / 2 for k in range(len(joints.columns))], list(joints.columns), rotation=45, ha="right")
         axis.set(ylabel=f"{headline} ({unit})", title=f"{headline} per joint (occlusion {base:g})")
         axis.grid(alpha=0.3, axis="y")
-        axis.legend()
+        axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
         written.append(_save(figure, directory / "joints.png"))
     return written
 
