@@ -16,8 +16,6 @@ world and camera coordinates and ``gt`` 2D keypoints projected with the ``h36m``
 
 from __future__ import annotations
 
-import shlex
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from tqdm import tqdm
 
 from converters.h36m_cameras import CAMERA_NAMES, check_metadata, h36m_camera
 from converters.videopose3d import Detections, align_length, keypoint_arrays, read_2d_file, read_3d_file
-from converters.options import dataset_output_options
+from converters.options import command_line, dataset_output_options, save_and_report
 from posebench.cameras import Camera
 from posebench.dataset import Dataset, Keypoints2D, Sequence, make_provenance
 from posebench.errors import FormatError, PosebenchError
@@ -342,9 +340,6 @@ def command(root, output, fmt, source_names, name, overwrite):
     """
     dataset = convert_h36m(
         root, source_names=source_names, name=name or output.stem,
-        command=shlex.join(["posebench", *sys.argv[1:]]), progress=True,
+        command=command_line(), progress=True,
     )
-    dataset.save(output, format=fmt, overwrite=overwrite)
-    click.echo(f"wrote {output}: {len(dataset)} sequences, 2D sources {', '.join(dataset.keypoint_sources)}")
-    for note in dataset.provenance["notes"]:
-        click.echo(f"  note: {note}")
+    save_and_report(dataset, output, fmt, overwrite)

@@ -17,8 +17,6 @@ projected; otherwise (VideoPose3D files alone carry no intrinsics) sequences hav
 from __future__ import annotations
 
 import re
-import shlex
-import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ from tqdm import tqdm
 
 from converters.humaneva_files import CAMERAS, FRAME_RANGES, Sync, check_extrinsics, read_cal, read_ofs
 from converters.videopose3d import Detections, align_length, keypoint_arrays, read_2d_file, read_3d_file
-from converters.options import dataset_output_options
+from converters.options import command_line, dataset_output_options, save_and_report
 from posebench.cameras import Camera
 from posebench.dataset import Dataset, Keypoints2D, Sequence, make_provenance
 from posebench.errors import FormatError, PosebenchError
@@ -354,9 +352,6 @@ def command(root, output, fmt, joint_labels, name, overwrite):
     """
     dataset = convert_humaneva(
         root, joint_labels=read_joint_labels(joint_labels) if joint_labels else None, name=name or output.stem,
-        command=shlex.join(["posebench", *sys.argv[1:]]), progress=True,
+        command=command_line(), progress=True,
     )
-    dataset.save(output, format=fmt, overwrite=overwrite)
-    click.echo(f"wrote {output}: {len(dataset)} sequences, 2D sources {', '.join(dataset.keypoint_sources) or 'none'}")
-    for note in dataset.provenance["notes"]:
-        click.echo(f"  note: {note}")
+    save_and_report(dataset, output, fmt, overwrite)

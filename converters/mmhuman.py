@@ -24,7 +24,7 @@ from converters.mmhuman_layout import CameraSpec, TakeRow, read_camera_json, rea
 from converters.mmhuman_mocap import TakeMocap, camera_track, read_take_mocap, sample_at
 from converters.mmhuman_pose2sim import pose2sim_layout
 from converters.mmhuman_sync import SyncEstimate, estimate_offset, focal_length, frame_times, project_subjects
-from converters.options import dataset_output_options
+from converters.options import command_line, dataset_output_options
 from posebench.cameras import Camera
 from posebench.dataset import Dataset, Keypoints2D, Sequence, make_provenance
 from posebench.dataset.info import sha256_of
@@ -259,12 +259,9 @@ def command(rawdir, output, fmt, estimate_sync, sync_window, conf_threshold, gat
       posebench convert mmhuman raw/ -o mmhuman.parquet --estimate-sync
       posebench convert mmhuman S00_P01_T02_Participants1-2 --pose2sim -o p2s.parquet
     """
-    import shlex
-    import sys
-
     options = Options(estimate_sync=estimate_sync, conf_threshold=conf_threshold, max_gap=max_gap, gate=gate, hold=hold,
                       sync_window=sync_window, markerset=markerset)
-    line = shlex.join(["posebench", *sys.argv[1:]])
+    line = command_line()
     with tempfile.TemporaryDirectory() as scratch:
         source = pose2sim_layout(rawdir, Path(scratch) / "layout", calibration) if pose2sim else rawdir
         dataset, reports = convert_mmhuman(source, options=options, name=name or output.stem, command=line, progress=True)

@@ -17,7 +17,7 @@ import click
 import numpy as np
 from tqdm import tqdm
 
-from converters.options import dataset_output_options
+from converters.options import command_line, dataset_output_options
 from posebench.dataset import Dataset, Keypoints2D, Sequence, make_provenance
 from posebench.errors import PosebenchError
 from posebench.io.bvh import bvh_to_h36m17, read_bvh
@@ -328,9 +328,6 @@ def command(inputs, output, fmt, take, actions, subjects, markerset, fps, max_ga
       posebench convert mocap 18_01.bvh 19_01.bvh --take 18_01 -o shake.parquet --cameras ring4
       posebench convert mocap 09_03.bvh 18_01.bvh+19_01.bvh -o two_takes.parquet
     """
-    import shlex
-    import sys
-
     for path in (p for members in group_inputs([str(i) for i in inputs], take).values() for p in members):
         if not path.is_file():
             raise PosebenchError(f"{path}: no such file")
@@ -338,7 +335,7 @@ def command(inputs, output, fmt, take, actions, subjects, markerset, fps, max_ga
         inputs, take=take, action=_per_take(actions, lambda v: v, "--action"),
         subjects=_per_take(subjects, lambda v: v.split(","), "--subjects"),
         markerset=markerset, fps=fps, max_gap=max_gap, cameras=cameras, seed=seed, splits=splits,
-        name=name or output.stem, command=shlex.join(["posebench", *sys.argv[1:]]), progress=len(inputs) > 1,
+        name=name or output.stem, command=command_line(), progress=len(inputs) > 1,
     )
     dataset.save(output, format=fmt, overwrite=overwrite)
     click.echo(_summary(dataset, output))

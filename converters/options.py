@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Callable
 
 import click
 
-from posebench.dataset import FORMATS
+from posebench.dataset import FORMATS, Dataset
 
 
 def dataset_output_options(command: Callable) -> Callable:
@@ -21,3 +23,16 @@ def dataset_output_options(command: Callable) -> Callable:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def command_line() -> str:
+    """The command line as the user typed it, for provenance records."""
+    return shlex.join(["posebench", *sys.argv[1:]])
+
+
+def save_and_report(dataset: Dataset, output: Path, fmt: str, overwrite: bool) -> None:
+    """Write the converted dataset and print what was written and the provenance notes."""
+    dataset.save(output, format=fmt, overwrite=overwrite)
+    click.echo(f"wrote {output}: {len(dataset)} sequences, 2D sources {', '.join(dataset.keypoint_sources) or 'none'}")
+    for note in dataset.provenance["notes"]:
+        click.echo(f"  note: {note}")
